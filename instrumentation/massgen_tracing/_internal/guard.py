@@ -1,0 +1,68 @@
+"""One guard for every place our code runs inside the host program.
+
+Our own exceptions are logged once per site and swallowed; under the test suite
+(`MASSGEN_TRACING_STRICT=1`, set by tests/conftest.py) they re-raise so bugs cannot hide.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+logger = logging.getLogger("massgen_tracing")
+_reported: set[str] = set()
+_lock = threading.Lock()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def strict() -> bool:
+    # Read each time (not cached) so a test can switch it; this is one dict lookup.
+    return os.environ.get("MASSGEN_TRACING_STRICT") == "1"
+
+
+def report_internal_error(site: str, exc: BaseException) -> None:
+    """Log our own failure once per site; never raises."""
+    try:
+        with _lock:
+            first = site not in _reported
+            _reported.add(site)
+        if first:
+            logger.warning("massgen-tracing: internal error in %s (tracing continues): %r", site, exc,
+                           exc_info=exc)
+    except Exception:  # noqa: BLE001  # logging itself failed: nothing more we can safely do
+        pass
+
+
+@contextmanager
+def internal(site: str) -> Iterator[None]:
+    """Wrap a block of *our* code (never the user's call) so it cannot raise into the host."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  # the whole point: our errors never reach the host
+        if strict():
+            raise
+        report_internal_error(site, exc)
+
+
+def guarded(site: str, default: Any = None) -> Callable[[F], F]:
+    """Decorator form of `internal`: returns `default` when our code fails."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001  # see `internal`
+                if strict():
+                    raise
+                report_internal_error(site, exc)
+                return default
+
+        return wrapper  # type: ignore[return-value]  # same signature as fn
+
+    return deco

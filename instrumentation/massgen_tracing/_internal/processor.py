@@ -1,0 +1,339 @@
+"""The live step processor: span start, each span event as it is added, and span end become step
+records handed to sinks on background threads, without ever blocking or raising into the program.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+from massgen_tracing._internal import convention as c
+from massgen_tracing._internal.guard import internal, report_internal_error
+from massgen_tracing._internal.records import StepRecord
+from massgen_tracing._internal.redact import Redactor
+from massgen_tracing._internal.sinks import Sink
+
+logger = logging.getLogger("massgen_tracing")
+_STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}
+
+
+def _hex_span(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+class _SinkWorker:
+    """One sink, one queue, one daemon thread: a slow sink delays only itself.
+
+    Event records are bounded (`queue_size`) and dropped, counted, when the sink falls behind;
+    start and end records always queue. Token deltas of a step merge into the one still waiting.
+    """
+
+    def __init__(self, sink: Sink, queue_size: int, on_drop: Callable[[str], None]):
+        self.sink = sink
+        self.name = type(sink).__name__
+        self._queue_size = queue_size
+        self._on_drop = on_drop
+        self._q: collections.deque[StepRecord] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._events_queued = 0
+        self._open_delta: dict[str, StepRecord] = {}  # span_id -> delta record not yet handed out
+        self._busy = False
+        self._closing = False
+        self._closed = threading.Event()
+        self.delivered = 0
+        self.dropped = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name=f"massgen-tracing-{self.name}", daemon=True)
+        self._thread.start()
+
+    def put(self, rec: StepRecord) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            if rec.type == "event":
+                if rec.event == c.EVENT_DELTA:
+                    pending = self._open_delta.get(rec.span_id)
+                    if pending is not None:
+                        pending.attributes[c.DELTA_TEXT] = (
+                            str(pending.attributes.get(c.DELTA_TEXT, "")) + str(rec.attributes.get(c.DELTA_TEXT, ""))
+                        )
+                        pending.count += rec.count
+                        return
+                if self._events_queued >= self._queue_size:
+                    self.dropped += 1
+                    self._on_drop(rec.span_id)
+                    return
+                self._events_queued += 1
+                if rec.event == c.EVENT_DELTA:
+                    # Own copy: coalescing mutates it, and other sinks hold the same record.
+                    rec = StepRecord(rec.type, rec.time_ns, rec.trace_id, rec.span_id, rec.parent_span_id,
+                                     rec.span_name, dict(rec.attributes), rec.event, rec.count)
+                    self._open_delta[rec.span_id] = rec
+                else:
+                    self._open_delta.pop(rec.span_id, None)
+            else:
+                self._open_delta.pop(rec.span_id, None)
+            self._q.append(rec)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._q and not self._closing:
+                    self._cond.wait()
+                if not self._q:
+                    break
+                rec = self._q.popleft()
+                if rec.type == "event":
+                    self._events_queued -= 1
+                    if self._open_delta.get(rec.span_id) is rec:
+                        del self._open_delta[rec.span_id]
+                self._busy = True
+            try:
+                self.sink.handle(rec)
+                self.delivered += 1
+            except Exception as exc:  # noqa: BLE001  # a failing sink must never reach the program
+                self.failed += 1
+                report_internal_error(f"sink {self.name}", exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        try:
+            self.sink.close()
+        except Exception as exc:  # noqa: BLE001  # see above
+            report_internal_error(f"sink {self.name} close", exc)
+        finally:
+            self._closed.set()
+
+    def flush(self, deadline: float) -> bool:
+        with self._cond:
+            while self._q or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, deadline: float) -> bool:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        return self._closed.wait(max(0.0, deadline - time.monotonic()))
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._q)
+
+
+class LiveStepProcessor(SpanProcessor):
+    """Turns step spans (those carrying `massgen.step.kind` at start) into live step records.
+
+    Runs on the program's thread only long enough to copy a few attributes and enqueue; sinks run on
+    their own threads. Also masks secrets in every span's attributes and events before exporters see it.
+    """
+
+    def __init__(
+        self,
+        sinks: Iterable[Sink] = (),
+        *,
+        queue_size: int = 10000,
+        max_value_length: int = 16384,
+        redactor: Redactor | None = None,
+        shutdown_timeout: float = 1.0,
+    ):
+        self._queue_size = queue_size
+        self._max_len = max_value_length
+        self._redactor = redactor
+        self._shutdown_timeout = shutdown_timeout
+        self._workers: list[_SinkWorker] = []
+        self._lock = threading.Lock()
+        self._dropped_by_span: dict[str, int] = {}
+        self._shut = False
+        for sink in sinks:
+            self.add_sink(sink)
+
+    # --- sinks ------------------------------------------------------------------------------------
+    def add_sink(self, sink: Sink) -> None:
+        with self._lock:
+            self._workers = [*self._workers, _SinkWorker(sink, self._queue_size, self._count_drop)]
+
+    def remove_sink(self, sink: Sink, timeout: float = 1.0) -> None:
+        with self._lock:
+            keep = [w for w in self._workers if w.sink is not sink]
+            gone = [w for w in self._workers if w.sink is sink]
+            self._workers = keep
+        deadline = time.monotonic() + timeout
+        for w in gone:
+            w.flush(deadline)
+            w.close(deadline)
+
+    @property
+    def sinks(self) -> Sequence[Sink]:
+        return [w.sink for w in self._workers]
+
+    def _count_drop(self, span_id: str) -> None:
+        with self._lock:
+            self._dropped_by_span[span_id] = self._dropped_by_span.get(span_id, 0) + 1
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per sink: records delivered, event records dropped, sink failures, records waiting."""
+        return {w.name: {"delivered": w.delivered, "dropped": w.dropped, "failed": w.failed,
+                         "pending": w.pending()} for w in self._workers}
+
+    # --- record building --------------------------------------------------------------------------
+    def _clean(self, attrs: Any) -> dict[str, Any]:
+        out = dict(attrs) if attrs else {}
+        red = self._redactor
+        limit = self._max_len
+        for k, v in out.items():
+            if isinstance(v, str):
+                if red is not None:
+                    v = red.redact(v)
+                if len(v) > limit:
+                    v = v[:limit] + f"…[{len(v) - limit} more chars]"
+                out[k] = v
+            elif red is not None and isinstance(v, tuple) and v and isinstance(v[0], str):
+                out[k] = red.value(v)
+        return out
+
+    def _emit(self, rec: StepRecord) -> None:
+        for w in self._workers:  # list replaced, never mutated: safe without the lock
+            w.put(rec)
+
+    # --- SpanProcessor ----------------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        with internal("processor.on_start"):
+            attrs = span.attributes
+            if not self._workers or attrs is None or c.STEP_KIND not in attrs:
+                if self._redactor is not None:
+                    self._hook_events(span, None)
+                return
+            ctx = span.get_span_context()
+            parent = span.parent
+            rec = StepRecord(
+                type="start",
+                time_ns=span.start_time or time.time_ns(),
+                trace_id=format(ctx.trace_id, "032x"),
+                span_id=_hex_span(ctx.span_id),
+                parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
+                span_name=span.name,
+                attributes=self._clean(attrs),
+            )
+            self._hook_events(span, rec)
+            self._emit(rec)
+
+    def _hook_events(self, span: Span, start: StepRecord | None) -> None:
+        """Every span event passes through here at the moment it is added (SDK has no event hook).
+
+        Overrides `_add_event` on this span instance only: `add_event` and `record_exception` both
+        funnel into it, so nothing is missed and no class is patched.
+        """
+        original = span._add_event
+        processor = self
+
+        def _add_event(event: Event) -> None:
+            redacted = event
+            with internal("processor.event"):
+                if processor._redactor is not None and event.attributes:
+                    redacted = Event(event.name, processor._clean_event_attrs(event.attributes), event.timestamp)
+            original(redacted)
+            if start is None:
+                return
+            with internal("processor.event_record"):
+                rec = StepRecord(
+                    type="event",
+                    time_ns=redacted.timestamp or time.time_ns(),
+                    trace_id=start.trace_id,
+                    span_id=start.span_id,
+                    parent_span_id=start.parent_span_id,
+                    span_name=start.span_name,
+                    attributes=processor._clean(redacted.attributes),
+                    event=redacted.name,
+                )
+                processor._emit(rec)
+
+        span._add_event = _add_event  # type: ignore[method-assign]  # per-instance hook, see docstring
+
+    def _clean_event_attrs(self, attrs: Any) -> dict[str, Any]:
+        red = self._redactor
+        assert red is not None
+        return {k: red.value(v) for k, v in attrs.items()}
+
+    def _on_ending(self, span: Span) -> None:
+        # The span is still ours to edit here (exporters see it only in on_end): mask secrets in the
+        # attributes set after start. Events were masked as they were added.
+        red = self._redactor
+        if red is None:
+            return
+        with internal("processor.redact"):
+            bounded = span._attributes
+            store = getattr(bounded, "_dict", None)
+            if store is None:
+                return
+            for k, v in list(store.items()):
+                nv = red.value(v)
+                if nv is not v:
+                    store[k] = nv
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with internal("processor.on_end"):
+            attrs = span.attributes
+            if not self._workers or attrs is None or c.STEP_KIND not in attrs:
+                return
+            ctx = span.get_span_context()
+            assert ctx is not None
+            span_id = _hex_span(ctx.span_id)
+            parent = span.parent
+            dropped = 0
+            if self._dropped_by_span:
+                with self._lock:
+                    dropped = self._dropped_by_span.pop(span_id, 0)
+            status = span.status
+            rec = StepRecord(
+                type="end",
+                time_ns=span.end_time or time.time_ns(),
+                trace_id=format(ctx.trace_id, "032x"),
+                span_id=span_id,
+                parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
+                span_name=span.name,
+                attributes=self._clean(attrs),
+                start_time_ns=span.start_time,
+                status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
+                error=status.description if status.status_code is StatusCode.ERROR else None,
+                dropped_events=dropped,
+            )
+            self._emit(rec)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        deadline = time.monotonic() + timeout_millis / 1000
+        ok = True
+        for w in self._workers:
+            ok = w.flush(deadline) and ok
+        return ok
+
+    def shutdown(self) -> None:
+        if self._shut:
+            return
+        self._shut = True
+        with internal("processor.shutdown"):
+            deadline = time.monotonic() + self._shutdown_timeout
+            for w in self._workers:
+                w.flush(deadline)
+            for w in self._workers:
+                if not w.close(deadline):
+                    logger.warning("massgen-tracing: sink %s did not finish within %.1fs at shutdown; "
+                                   "%d records were not delivered", w.name, self._shutdown_timeout, w.pending())
+            dropped = {w.name: w.dropped for w in self._workers if w.dropped}
+            if dropped:
+                logger.warning("massgen-tracing: event records dropped because a sink fell behind: %s "
+                               "(step starts and ends are never dropped)",
+                               ", ".join(f"{n}={d}" for n, d in dropped.items()))

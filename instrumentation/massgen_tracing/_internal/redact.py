@@ -1,0 +1,72 @@
+"""Secret masking for captured content, applied before any sink or exporter sees a span.
+
+Patterns are named so a masked value says what it was (`[REDACTED:openai_key]`); see docs/redaction.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+# (name, pattern). Order matters only for overlaps: more specific shapes first.
+DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("groq_key", r"\bgsk_[A-Za-z0-9]{20,}"),
+    ("xai_key", r"\bxai-[A-Za-z0-9]{20,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    ("bearer_token", r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]{12,}=*"),
+)
+
+# `key = value` / `"key": "value"` for secret-sounding names: only the value is masked.
+_ASSIGN = re.compile(
+    r"(?i)((?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd)"
+    r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]{6,})"
+)
+_MIN_LEN = 12  # no supported secret shape is shorter; skipping short strings keeps the hot path cheap
+
+
+class Redactor:
+    """Masks secrets in strings, lists of strings and attribute mappings."""
+
+    def __init__(self, extra: Iterable[re.Pattern[str] | str] = (), *, defaults: bool = True):
+        parts = [f"(?P<{name}>{pat})" for name, pat in DEFAULT_PATTERNS if defaults]
+        self._named = re.compile("|".join(parts)) if parts else None
+        self._assign = _ASSIGN if defaults else None
+        self._extra = [p if isinstance(p, re.Pattern) else re.compile(p) for p in extra]
+
+    def _named_sub(self, m: re.Match[str]) -> str:
+        return f"[REDACTED:{m.lastgroup}]"
+
+    def redact(self, text: str) -> str:
+        if len(text) < _MIN_LEN:
+            return text
+        if self._named is not None:
+            text = self._named.sub(self._named_sub, text)
+        if self._assign is not None:
+            text = self._assign.sub(lambda m: m.group(1) + "[REDACTED:secret_assignment]", text)
+        for pat in self._extra:
+            text = pat.sub("[REDACTED]", text)
+        return text
+
+    def value(self, v: Any) -> Any:
+        if isinstance(v, str):
+            return self.redact(v)
+        if isinstance(v, (tuple, list)) and v and isinstance(v[0], str):
+            return type(v)(self.redact(x) if isinstance(x, str) else x for x in v)
+        return v
+
+    def mapping(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Redact a plain dict in place and return it."""
+        for k, v in attrs.items():
+            nv = self.value(v)
+            if nv is not v:
+                attrs[k] = nv
+        return attrs

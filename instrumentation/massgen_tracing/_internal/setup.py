@@ -1,0 +1,284 @@
+"""`configure()` and `shutdown()`: build or join the tracer provider, exporters, sinks, instrumentors.
+
+Attaches to a host's SDK provider (Logfire, MassGen, Langfuse…) instead of replacing it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from massgen_tracing._internal.guard import internal
+from massgen_tracing._internal.settings import Settings, resolve
+from massgen_tracing._internal.sinks import Sink
+
+logger = logging.getLogger("massgen_tracing")
+_lock = threading.RLock()
+
+
+@dataclass
+class State:
+    settings: Settings
+    provider: Any  # the SDK TracerProvider we created or attached to
+    owns_provider: bool
+    processor: Any  # LiveStepProcessor
+    exporters: list[Any] = field(default_factory=list)
+    span_processors: list[Any] = field(default_factory=list)  # exporter processors we added
+    instrumentors: list[Any] = field(default_factory=list)
+
+
+_state: State | None = None
+
+
+def current() -> State | None:
+    return _state
+
+
+def _otlp_endpoint(settings: Settings) -> str | None:
+    value: str | None = settings["endpoint"]
+    origin = settings.values["endpoint"].origin
+    protocol = settings["protocol"]
+    if value is None:
+        return None
+    if protocol == "grpc":
+        return value
+    if origin.endswith("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or origin == "argument":
+        return value
+    return value.rstrip("/") + "/v1/traces"
+
+
+def exporter_plan(settings: Settings) -> list[tuple[str, str | None]]:
+    """[(exporter, endpoint)] the settings ask for; used by configure() and doctor."""
+    names = settings["traces_exporter"]
+    if names is None:
+        names = ("otlp",) if settings["endpoint"] is not None else ()
+    plan: list[tuple[str, str | None]] = []
+    for name in names:
+        if name == "otlp":
+            ep = _otlp_endpoint(settings)
+            if ep is None:
+                ep = "http://localhost:4317" if settings["protocol"] == "grpc" else "http://localhost:4318/v1/traces"
+            plan.append((f"otlp {settings['protocol']}", ep))
+        elif name == "console":
+            plan.append(("console", None))
+    return plan
+
+
+class _PromptExporter:
+    """Wraps an OTLP exporter so shutdown is bounded: after `budget` seconds the inner exporter's own
+    shutdown signal aborts its retry back-off (the plain SDK waits ~7 s for a dead collector)."""
+
+    def __init__(self, inner: Any, budget: float):
+        self._inner = inner
+        self._budget = budget
+        self._stopped = False
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        return self._inner.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self._inner.force_flush(timeout_millis))
+
+    def begin_shutdown(self) -> None:
+        """Arm the timer: an export still retrying when it fires is abandoned."""
+        if self._budget <= 0:
+            self._stop_inner()
+            return
+        t = threading.Timer(self._budget, self._stop_inner)
+        t.daemon = True
+        t.start()
+
+    def _stop_inner(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            with internal("exporter.shutdown"):
+                self._inner.shutdown()
+
+    def shutdown(self) -> None:
+        self._stop_inner()
+
+
+def _make_exporters(settings: Settings) -> list[Any]:
+    out: list[Any] = []
+    budget = float(settings["shutdown_timeout"])
+    for name, endpoint in exporter_plan(settings):
+        if name == "otlp grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            insecure = endpoint is not None and endpoint.startswith("http://")
+            out.append(_PromptExporter(GrpcExporter(endpoint=endpoint, insecure=insecure), budget))
+        elif name.startswith("otlp"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+            out.append(_PromptExporter(HttpExporter(endpoint=endpoint), budget))
+        elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            out.append(ConsoleSpanExporter())
+    return out
+
+
+def _default_sinks(settings: Settings) -> list[Sink]:
+    sinks: list[Sink] = []
+    from massgen_tracing._internal.console import make_console_sink
+
+    console = make_console_sink(settings["console"])
+    if console is not None:
+        sinks.append(console)
+    path = settings["file"]
+    if path:
+        from massgen_tracing._internal.sinks import JsonlSink
+
+        try:
+            sinks.append(JsonlSink(path))
+        except OSError as exc:
+            print(f"massgen-tracing: MASSGEN_TRACING_FILE={path!r} cannot be opened ({exc.strerror}); "
+                  "no JSONL record is written.", file=sys.stderr)
+    return sinks
+
+
+def _host_provider() -> Any | None:
+    """The SDK provider someone already installed globally, or None."""
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    # Logfire wraps its SDK provider in a proxy that still offers add_span_processor.
+    if hasattr(provider, "add_span_processor") and not type(provider).__name__.startswith("NoOp"):
+        return provider
+    return None
+
+
+def configure(
+    *,
+    sinks: Iterable[Sink] | None = None,
+    tracer_provider: Any | None = None,
+    instrument: bool = True,
+    **options: Any,
+) -> State | None:
+    """Switch tracing on for this process. Keyword options are the settings (see docs/configuration.md);
+    anything not given comes from the environment, then defaults.
+
+    `sinks` replaces the default sinks (console and JSONL file) with your own; `tracer_provider`
+    attaches to that provider instead of the global one. Calling it again returns the same state.
+    """
+    global _state
+    with _lock:
+        if _state is not None:
+            if sinks:
+                for s in sinks:
+                    _state.processor.add_sink(s)
+            return _state
+        settings = resolve(options)
+        if settings["sdk_disabled"]:
+            return None
+        if not settings["capture_content"]:
+            os.environ.setdefault("OPENINFERENCE_HIDE_INPUTS", "true")
+            os.environ.setdefault("OPENINFERENCE_HIDE_OUTPUTS", "true")
+            os.environ.setdefault("OPENINFERENCE_HIDE_INPUT_MESSAGES", "true")
+            os.environ.setdefault("OPENINFERENCE_HIDE_OUTPUT_MESSAGES", "true")
+
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from massgen_tracing._internal.processor import LiveStepProcessor
+        from massgen_tracing._internal.redact import Redactor
+
+        redactor = None
+        if settings["redact"]:
+            extra = [settings["redact_patterns"]] if settings["redact_patterns"] is not None else []
+            redactor = Redactor(extra)
+        processor = LiveStepProcessor(
+            _default_sinks(settings) if sinks is None else list(sinks),
+            queue_size=int(settings["queue_size"]),
+            max_value_length=int(settings["max_value_length"]),
+            redactor=redactor,
+            shutdown_timeout=float(settings["shutdown_timeout"]),
+        )
+        provider = tracer_provider if tracer_provider is not None else _host_provider()
+        owns = provider is None
+        exporters: list[Any] = []
+        span_processors: list[Any] = []
+        if owns:
+            attrs: dict[str, Any] = {}
+            env_has_name = "OTEL_SERVICE_NAME" in os.environ or "service.name=" in os.environ.get(
+                "OTEL_RESOURCE_ATTRIBUTES", "")
+            if not env_has_name:
+                attrs["service.name"] = os.path.splitext(os.path.basename(sys.argv[0] or ""))[0] or "python"
+            if settings["project"]:
+                attrs["openinference.project.name"] = settings["project"]
+            provider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False)
+            provider.add_span_processor(processor)
+            exporters = _make_exporters(settings)
+            for exp in exporters:
+                bsp = BatchSpanProcessor(exp)
+                provider.add_span_processor(bsp)
+                span_processors.append(bsp)
+            trace.set_tracer_provider(provider)
+        else:
+            # The host chose exporters; we add only the live pipeline (and redaction).
+            provider.add_span_processor(processor)
+        _state = State(settings, provider, owns, processor, exporters, span_processors)
+        atexit.register(shutdown)
+        if instrument:
+            instrument_frameworks(settings["frameworks"], provider)
+        return _state
+
+
+def instrument_frameworks(frameworks: Iterable[str], provider: Any | None = None) -> list[Any]:
+    """Instrument each named framework that is installed; a missing one is skipped silently."""
+    import importlib.util
+
+    done: list[Any] = []
+    for fw in frameworks:
+        with internal(f"instrument {fw}"):
+            module = "langgraph" if fw == "langgraph" else "smolagents"
+            if importlib.util.find_spec(module) is None:
+                continue
+            if fw == "langgraph":
+                from massgen_tracing.langgraph import LangGraphInstrumentor as Inst
+            else:
+                from massgen_tracing.smolagents import SmolagentsInstrumentor as Inst  # type: ignore[assignment]
+            inst = Inst()
+            if not inst.is_instrumented_by_opentelemetry:
+                inst.instrument(tracer_provider=provider, skip_dep_check=True)
+                done.append(inst)
+    if _state is not None:
+        _state.instrumentors.extend(done)
+    return done
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and stop everything configure() started, within `timeout` seconds (default: the
+    `shutdown_timeout` setting). Safe to call more than once; never raises."""
+    global _state
+    with _lock:
+        st = _state
+        _state = None
+    if st is None:
+        return
+    with internal("shutdown"):
+        budget = float(st.settings["shutdown_timeout"]) if timeout is None else timeout
+        start = time.monotonic()
+        for exp in st.exporters:
+            if isinstance(exp, _PromptExporter):
+                exp._budget = budget
+                exp.begin_shutdown()
+        st.processor._shutdown_timeout = budget
+        st.processor.shutdown()
+        for bsp in st.span_processors:
+            left = max(0.0, budget - (time.monotonic() - start))
+            # BatchSpanProcessor.shutdown joins its worker; the exporter timer above bounds it.
+            bsp.force_flush(int(left * 1000))
+            bsp.shutdown()
+        for inst in st.instrumentors:
+            with internal("uninstrument"):
+                inst.uninstrument()

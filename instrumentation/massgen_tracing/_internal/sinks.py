@@ -1,0 +1,81 @@
+"""The sink protocol and the simple sinks (callback, JSONL). Console sinks live in `console.py`.
+
+A sink's `handle` runs on its own background thread, never on the traced program's thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import IO, Protocol, runtime_checkable
+
+from massgen_tracing._internal.records import StepRecord
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives step records in order, one call at a time, on a background thread."""
+
+    def handle(self, record: StepRecord) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CallbackSink:
+    """Calls `fn(record)` for every record: the hook for programs."""
+
+    def __init__(self, fn: Callable[[StepRecord], object], *, on_close: Callable[[], object] | None = None):
+        self._fn = fn
+        self._on_close = on_close
+
+    def handle(self, record: StepRecord) -> None:
+        self._fn(record)
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+
+
+class JsonlSink:
+    """Appends one JSON line per record, each written and flushed whole, so a crash loses at most the
+    record being written; a torn last line is skipped by readers (`read_jsonl`)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def handle(self, record: StepRecord) -> None:
+        data = (record.to_json() + "\n").encode("utf-8")
+        with self._lock:
+            if self._fd < 0:
+                return
+            view = memoryview(data)
+            while view:  # os.write may write less than asked on pipes or full disks
+                n = os.write(self._fd, view)
+                view = view[n:]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def read_jsonl(stream: IO[str]) -> list[StepRecord]:
+    """Read a JSONL record; a torn or unreadable line is skipped, the rest kept."""
+    import json
+
+    out: list[StepRecord] = []
+    for line in stream:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out.append(StepRecord.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out

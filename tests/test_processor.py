@@ -1,0 +1,267 @@
+"""The live step processor: records at start/event/end, ordering, coalescing, bounds, guards."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from massgen_tracing._internal import convention as c
+from massgen_tracing._internal.processor import LiveStepProcessor
+from massgen_tracing._internal.records import StepRecord
+from massgen_tracing._internal.redact import Redactor
+from massgen_tracing._internal.sinks import CallbackSink
+
+
+class ListSink:
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None):
+        self.records: list[StepRecord] = []
+        self.delay = delay
+        self.gate = gate
+        self.closed = 0
+
+    def handle(self, record: StepRecord) -> None:
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.delay:
+            time.sleep(self.delay)
+        self.records.append(record)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def make(sinks, **kw):
+    proc = LiveStepProcessor(sinks, **kw)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(proc)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer("test"), proc, exporter
+
+
+def step(kind: str, name: str, **extra):
+    return c.step_attributes("langgraph", kind, name, extra=extra or None)
+
+
+def summary(records):
+    # event records carry the event's attributes only; the step is known by span id and span name
+    return [(r.type, r.span_name, r.event) if r.type == "event" else (r.type, r.step_name) for r in records]
+
+
+def test_step_spans_become_start_event_end_records_in_order_and_other_spans_are_ignored():
+    sink = ListSink()
+    tracer, proc, _ = make([sink])
+    with tracer.start_as_current_span("graph", attributes=step("run", "g")):
+        with tracer.start_as_current_span("not a step"):
+            with tracer.start_as_current_span("agent", attributes=step("node", "agent", **{c.STEP_INDEX: 1})) as s:
+                s.add_event(c.EVENT_PROGRESS, {c.PROGRESS_MESSAGE: "half way"})
+    assert proc.force_flush(2000)
+    assert summary(sink.records) == [
+        ("start", "g"),
+        ("start", "agent"),
+        ("event", "agent", c.EVENT_PROGRESS),
+        ("end", "agent"),
+        ("end", "g"),
+    ]
+    run_start, node_start, ev, node_end, run_end = sink.records
+    assert node_start.attributes[c.STEP_KIND] == "node" and node_start.index == 1
+    assert ev.attributes == {c.PROGRESS_MESSAGE: "half way"}
+    # the node's parent is the non-step span; the record keeps the real parent id and trace id
+    assert node_start.trace_id == run_start.trace_id
+    assert node_start.parent_span_id not in (None, run_start.span_id)
+    assert node_end.status == "unset" and node_end.start_time_ns == node_start.time_ns
+    assert run_end.duration_ns is not None and run_end.duration_ns >= node_end.duration_ns
+
+
+def test_start_record_is_delivered_while_the_step_is_still_running():
+    sink = ListSink()
+    tracer, proc, _ = make([sink])
+    seen_during: list[list[str]] = []
+    with tracer.start_as_current_span("node", attributes=step("node", "slow")):
+        deadline = time.monotonic() + 2
+        while not sink.records and time.monotonic() < deadline:
+            time.sleep(0.001)
+        seen_during.append([r.type for r in sink.records])
+    proc.force_flush(2000)
+    assert seen_during == [["start"]]
+
+
+def test_error_status_and_exception_event_reach_the_end_record():
+    sink = ListSink()
+    tracer, proc, _ = make([sink])
+    with pytest.raises(ValueError), tracer.start_as_current_span("calc", attributes=step("tool", "calc")):
+        raise ValueError("boom")
+    proc.force_flush(2000)
+    assert summary(sink.records) == [("start", "calc"), ("event", "calc", "exception"), ("end", "calc")]
+    assert sink.records[1].attributes["exception.message"] == "boom"
+    assert sink.records[2].status == "error" and sink.records[2].error == "ValueError: boom"
+
+
+def test_token_deltas_waiting_for_a_slow_sink_are_coalesced_into_one_record_in_order():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    tracer, proc, _ = make([sink])
+    with tracer.start_as_current_span("m", attributes=step("llm", "m")) as s:
+        for tok in ["Hel", "lo", " wor", "ld"]:
+            s.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: tok})
+        s.add_event(c.EVENT_TOOL_DECISION, {c.TOOL_CALL_NAME: "search"})
+        s.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: "!"})
+    gate.set()
+    proc.force_flush(2000)
+    # "start" may have been taken by the worker before the gate closed it; either way order holds.
+    assert summary(sink.records) == [
+        ("start", "m"),
+        ("event", "m", c.EVENT_DELTA),
+        ("event", "m", c.EVENT_TOOL_DECISION),
+        ("event", "m", c.EVENT_DELTA),
+        ("end", "m"),
+    ]
+    assert (sink.records[1].attributes[c.DELTA_TEXT], sink.records[1].count) == ("Hello world", 4)
+    assert (sink.records[3].attributes[c.DELTA_TEXT], sink.records[3].count) == ("!", 1)
+
+
+def test_a_full_queue_drops_only_events_counts_them_and_never_drops_starts_or_ends():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    tracer, proc, _ = make([sink], queue_size=3)
+    with tracer.start_as_current_span("run", attributes=step("run", "r")):
+        for i in range(5):
+            with tracer.start_as_current_span(f"n{i}", attributes=step("node", f"n{i}")) as s:
+                for j in range(4):
+                    s.add_event(c.EVENT_PROGRESS, {c.PROGRESS_CURRENT: j})
+    gate.set()
+    assert proc.force_flush(5000)
+    starts = [r.step_name for r in sink.records if r.type == "start"]
+    ends = [r.step_name for r in sink.records if r.type == "end"]
+    events = [r for r in sink.records if r.type == "event"]
+    assert starts == ["r", "n0", "n1", "n2", "n3", "n4"]
+    assert ends == ["n0", "n1", "n2", "n3", "n4", "r"]
+    stats = proc.stats()["ListSink"]
+    assert len(events) + stats["dropped"] == 20
+    assert len(events) == 3  # the bound
+    assert sum(r.dropped_events for r in sink.records if r.type == "end") == stats["dropped"]
+
+
+def test_a_slow_sink_does_not_delay_a_fast_sink_or_the_program():
+    slow = ListSink(delay=0.05)
+    fast = ListSink()
+    tracer, proc, _ = make([slow, fast])
+    t0 = time.perf_counter()
+    for i in range(20):
+        with tracer.start_as_current_span(f"n{i}", attributes=step("node", f"n{i}")):
+            pass
+    program_time = time.perf_counter() - t0
+    # 40 records at 50 ms each would take 2 s on the program thread if it waited for the slow sink.
+    deadline = time.monotonic() + 2
+    while len(fast.records) < 40 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(fast.records) == 40
+    assert len(slow.records) < 40, "the fast sink finished while the slow one still had work"
+    assert program_time < 1.0, f"program thread spent {program_time:.3f}s; it must not wait for sinks"
+    proc.shutdown()
+
+
+def test_a_raising_sink_is_reported_once_and_the_program_and_other_sinks_continue(caplog):
+    good = ListSink()
+
+    def bad(record: StepRecord) -> None:
+        raise RuntimeError("sink exploded")
+
+    tracer, proc, exporter = make([CallbackSink(bad), good])
+    with tracer.start_as_current_span("n", attributes=step("node", "n")):
+        result = 21 * 2
+    proc.force_flush(2000)
+    assert result == 42
+    assert summary(good.records) == [("start", "n"), ("end", "n")]
+    assert proc.stats()["CallbackSink"]["failed"] == 2
+    assert len(exporter.get_finished_spans()) == 1
+    assert sum("sink exploded" in r.getMessage() or "sink CallbackSink" in r.getMessage()
+               for r in caplog.records) == 1
+
+
+def test_our_own_failure_inside_on_start_never_reaches_the_program(monkeypatch):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    sink = ListSink()
+    tracer, proc, exporter = make([sink])
+    monkeypatch.setattr(proc, "_clean", lambda attrs: 1 / 0)
+    with tracer.start_as_current_span("n", attributes=step("node", "n")):
+        value = "host result"
+    assert value == "host result"
+    assert [s.name for s in exporter.get_finished_spans()] == ["n"]
+
+
+def test_concurrent_runs_in_threads_keep_each_steps_records_in_order():
+    sink = ListSink()
+    tracer, proc, _ = make([sink])
+
+    def run(k: int) -> None:
+        with tracer.start_as_current_span(f"run{k}", attributes=step("run", f"run{k}")):
+            for i in range(10):
+                with tracer.start_as_current_span("n", attributes=step("node", f"{k}-{i}")) as s:
+                    s.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: "x"})
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert proc.force_flush(5000)
+    by_span: dict[str, list[str]] = {}
+    for r in sink.records:
+        by_span.setdefault(r.span_id, []).append(r.type)
+    assert len(by_span) == 8 * 11
+    for types in by_span.values():
+        assert types[0] == "start" and types[-1] == "end"
+        assert set(types[1:-1]) <= {"event"}
+    texts = sum(r.count for r in sink.records if r.event == c.EVENT_DELTA)
+    assert texts == 80
+
+
+def test_secrets_are_masked_for_sinks_and_exporters_alike():
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=Redactor())
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0kLmN"
+    with tracer.start_as_current_span("llm", attributes={**step("llm", "m"), c.INPUT_VALUE: f"key={key}"}) as s:
+        s.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: f"token {key} here"})
+        s.set_attribute(c.OUTPUT_VALUE, "Authorization: Bearer abcdef1234567890XYZ")
+    proc.force_flush(2000)
+    exported = exporter.get_finished_spans()[0]
+    texts = [str(v) for r in sink.records for v in r.attributes.values()]
+    texts += [str(v) for v in exported.attributes.values()]
+    texts += [str(v) for e in exported.events for v in e.attributes.values()]
+    assert not any(key in t for t in texts)
+    assert exported.attributes[c.OUTPUT_VALUE] == "Authorization: Bearer [REDACTED:bearer_token]"
+    assert exported.attributes[c.INPUT_VALUE] == "key=[REDACTED:openai_key]"
+    assert exported.events[0].attributes[c.DELTA_TEXT] == "token [REDACTED:openai_key] here"
+    assert sink.records[1].attributes[c.DELTA_TEXT] == "token [REDACTED:openai_key] here"
+
+
+def test_long_values_are_cut_in_records_but_not_in_exported_spans():
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], max_value_length=100)
+    with tracer.start_as_current_span("n", attributes={**step("node", "n"), c.INPUT_VALUE: "x" * 250}):
+        pass
+    proc.force_flush(2000)
+    assert sink.records[0].attributes[c.INPUT_VALUE] == "x" * 100 + "…[150 more chars]"
+    assert exporter.get_finished_spans()[0].attributes[c.INPUT_VALUE] == "x" * 250
+
+
+def test_shutdown_is_bounded_when_a_sink_hangs_and_closes_healthy_sinks():
+    hang = threading.Event()
+    stuck = ListSink(gate=hang)
+    ok = ListSink()
+    tracer, proc, _ = make([stuck, ok], shutdown_timeout=0.3)
+    with tracer.start_as_current_span("n", attributes=step("node", "n")):
+        pass
+    t0 = time.monotonic()
+    proc.shutdown()
+    elapsed = time.monotonic() - t0
+    hang.set()
+    assert elapsed < 1.5
+    assert ok.closed == 1 and summary(ok.records) == [("start", "n"), ("end", "n")]
