@@ -39,7 +39,7 @@ class ListSink:
 def make(sinks, **kw):
     proc = LiveStepProcessor(sinks, **kw)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(proc)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider.get_tracer("test"), proc, exporter

@@ -121,7 +121,7 @@ def _make_exporters(settings: Settings) -> list[Any]:
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            out.append(ConsoleSpanExporter())
+            out.append(ConsoleSpanExporter(out=sys.stdout))  # the stdout of now, not of import time
     return out
 
 
@@ -142,6 +142,15 @@ def _default_sinks(settings: Settings) -> list[Sink]:
             print(f"massgen-tracing: MASSGEN_TRACING_FILE={path!r} cannot be opened ({exc.strerror}); "
                   "no JSONL record is written.", file=sys.stderr)
     return sinks
+
+
+def _program_name() -> str:
+    """A readable default service name: the script, or the package of `python -m pkg`."""
+    path = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem == "__main__":
+        stem = os.path.basename(os.path.dirname(path))
+    return stem if stem and stem != "-c" else "python"
 
 
 def _host_provider() -> Any | None:
@@ -212,7 +221,7 @@ def configure(
             env_has_name = "OTEL_SERVICE_NAME" in os.environ or "service.name=" in os.environ.get(
                 "OTEL_RESOURCE_ATTRIBUTES", "")
             if not env_has_name:
-                attrs["service.name"] = os.path.splitext(os.path.basename(sys.argv[0] or ""))[0] or "python"
+                attrs["service.name"] = _program_name()
             if settings["project"]:
                 attrs["openinference.project.name"] = settings["project"]
             provider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False)

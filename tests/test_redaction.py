@@ -1,0 +1,51 @@
+"""Secret shapes are masked; ordinary text is left alone; user patterns extend the defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from massgen_tracing._internal.redact import Redactor
+
+SECRETS = [
+    ("sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", "openai_key"),
+    ("sk-ant-api03-Zx9yW8vU7tS6rQ5pO4nM3lK2", "anthropic_key"),
+    ("hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "huggingface_token"),
+    ("AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q", "google_api_key"),
+    ("AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
+    ("ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "github_token"),
+    ("xoxb-1234567890-abcdefghij", "slack_token"),
+    ("gsk_aBcDeFgHiJkLmNoPqRsTuVwX", "groq_key"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlLXZhbHVl", "jwt"),
+]
+
+
+@pytest.mark.parametrize(("secret", "name"), SECRETS)
+def test_each_known_secret_shape_is_masked_with_its_name(secret, name):
+    assert Redactor().redact(f"before {secret} after") == f"before [REDACTED:{name}] after"
+
+
+def test_bearer_tokens_and_secret_assignments_keep_their_label_but_lose_the_value():
+    r = Redactor()
+    assert r.redact("Authorization: Bearer abc.def-123_456789") == "Authorization: Bearer [REDACTED:bearer_token]"
+    assert r.redact('{"api_key": "s3cr3t-value", "model": "gpt"}') == (
+        '{"api_key": "[REDACTED:secret_assignment]", "model": "gpt"}')
+    assert r.redact("password=hunter2hunter2 ok") == "password=[REDACTED:secret_assignment] ok"
+
+
+def test_ordinary_text_passes_through_unchanged_and_as_the_same_object():
+    r = Redactor()
+    text = "The skeleton key is in the task description; token counts are 12 and 40."
+    assert r.redact(text) is text
+    assert r.value(("a", "b")) == ("a", "b")
+
+
+def test_user_patterns_extend_the_defaults():
+    r = Redactor([r"ACME-\d{6}"])
+    assert r.redact("id ACME-123456 and sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t") == (
+        "id [REDACTED] and [REDACTED:openai_key]")
+
+
+def test_defaults_can_be_switched_off_leaving_only_user_patterns():
+    r = Redactor([r"ACME-\d{6}"], defaults=False)
+    assert r.redact("ACME-123456 sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t") == (
+        "[REDACTED] sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t")

@@ -1,0 +1,144 @@
+"""configure(): own provider with OTLP exporters from OTEL_* variables, or attach to a host's provider."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import massgen_tracing
+from massgen_tracing._internal import convention as c
+from massgen_tracing._internal import setup
+from massgen_tracing._internal.sinks import CallbackSink
+from massgen_tracing.testing.otlp_receiver import OtlpReceiver
+
+OTEL_VARS = [v for v in os.environ if v.startswith(("OTEL_", "MASSGEN_TRACING_", "PHOENIX_"))]
+
+
+@pytest.fixture
+def fresh_global(monkeypatch):
+    """Let each test install a global provider (the API allows it once per process)."""
+    for v in OTEL_VARS:
+        if v != "MASSGEN_TRACING_STRICT":
+            monkeypatch.delenv(v)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(trace._TRACER_PROVIDER_SET_ONCE, "_done", False)
+    yield
+    massgen_tracing.shutdown()
+
+
+def emit_step() -> None:
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("agent", attributes=c.step_attributes("langgraph", "node", "agent", index=2)):
+        pass
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_spans_reach_a_real_otlp_receiver_over_both_protocols(fresh_global, monkeypatch, protocol):
+    with OtlpReceiver() as rx:
+        endpoint = rx.grpc_endpoint if protocol == "grpc" else rx.http_base
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "svc-under-test")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+        records = []
+        massgen_tracing.configure(sinks=[CallbackSink(records.append)], instrument=False)
+        emit_step()
+        massgen_tracing.shutdown()
+        spans = rx.wait_for(1)
+    assert [(s.name, s.attributes[c.STEP_KIND], s.attributes[c.STEP_INDEX]) for s in spans] == [("agent", "node", 2)]
+    assert spans[0].resource["service.name"] == "svc-under-test"
+    assert spans[0].resource["deployment.environment"] == "test"
+    assert rx.requests["grpc" if protocol == "grpc" else "http"] == 1
+    assert [r.type for r in records] == ["start", "end"]
+
+
+def test_phoenix_collector_endpoint_and_project_name_are_honoured(fresh_global, monkeypatch):
+    with OtlpReceiver(grpc=False) as rx:
+        monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", rx.http_base)
+        monkeypatch.setenv("PHOENIX_PROJECT_NAME", "my-project")
+        massgen_tracing.configure(sinks=[], instrument=False)
+        emit_step()
+        massgen_tracing.shutdown()
+        spans = rx.wait_for(1)
+    assert [s.name for s in spans] == ["agent"]
+    assert spans[0].resource["openinference.project.name"] == "my-project"
+
+
+def test_no_endpoint_means_no_exporter_and_no_network_attempt(fresh_global):
+    state = massgen_tracing.configure(sinks=[], instrument=False)
+    assert state is not None and state.owns_provider and state.exporters == []
+
+
+def test_the_console_exporter_prints_spans_to_stdout(fresh_global, monkeypatch, capfd):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    massgen_tracing.configure(sinks=[], instrument=False)
+    emit_step()
+    massgen_tracing.shutdown()
+    assert '"name": "agent"' in capfd.readouterr().out
+
+
+def test_otel_traces_exporter_none_exports_nothing_even_with_an_endpoint(fresh_global, monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    state = massgen_tracing.configure(sinks=[], instrument=False)
+    assert state is not None and state.exporters == []
+
+
+def test_otel_sdk_disabled_configures_nothing(fresh_global, monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert massgen_tracing.configure(sinks=[], instrument=False) is None
+    assert not hasattr(trace.get_tracer_provider(), "add_span_processor")
+
+
+def test_a_host_provider_is_joined_not_replaced(fresh_global):
+    host = TracerProvider()
+    host_exporter = InMemorySpanExporter()
+    host.add_span_processor(SimpleSpanProcessor(host_exporter))
+    trace.set_tracer_provider(host)
+    records = []
+    state = massgen_tracing.configure(sinks=[CallbackSink(records.append)], instrument=False)
+    assert state is not None and state.provider is host and not state.owns_provider
+    assert trace.get_tracer_provider() is host
+    emit_step()
+    state.processor.force_flush(2000)
+    assert [s.name for s in host_exporter.get_finished_spans()] == ["agent"]
+    assert [r.type for r in records] == ["start", "end"]
+
+
+def test_a_program_exits_promptly_when_the_collector_is_unreachable(tmp_path):
+    # Port 9 (discard) is closed on loopback: every export attempt is refused and the SDK would retry
+    # with back-off for ~7 s at exit. The bound is the setting (1 s) plus interpreter teardown.
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent("""
+        import time, massgen_tracing
+        from opentelemetry import trace
+        from massgen_tracing._internal import convention as c
+        massgen_tracing.configure(sinks=[], instrument=False)
+        with trace.get_tracer("t").start_as_current_span("n", attributes=c.step_attributes("langgraph", "node", "n")):
+            pass
+        t0 = time.monotonic()
+        massgen_tracing.shutdown()
+        print(f"{time.monotonic() - t0:.2f}")
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MASSGEN_TRACING"))}
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", MASSGEN_TRACING_SHUTDOWN_TIMEOUT="0.5")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) < 2.5, f"shutdown took {out.stdout.strip()} s; stderr: {out.stderr[-500:]}"
+
+
+def test_a_bad_variable_does_not_stop_the_program(fresh_global, monkeypatch, capsys):
+    monkeypatch.setenv("MASSGEN_TRACING_CONSOLE", "loud")
+    state = massgen_tracing.configure(sinks=[], instrument=False)
+    assert state is not None and state.settings["console"] == "auto"
+    assert capsys.readouterr().err == (
+        "massgen-tracing: MASSGEN_TRACING_CONSOLE='loud' is not valid: expected one of auto, live, plain, off; "
+        "using auto.\n")
