@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 def _cmd_demo(args: argparse.Namespace) -> int:
     from massgen_tracing._internal.demo import run_demo
 
-    return run_demo(framework=args.framework, pace=0.0 if args.fast else args.pace, file=args.file,
-                    console=args.console)
+    return int(run_demo(framework=args.framework, pace=0.0 if args.fast else args.pace, file=args.file,
+                    console=args.console))
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -54,7 +54,7 @@ def _probe_http(url: str, timeout: float) -> str:
     req = urllib.request.Request(url, data=b"", method="POST",
                                  headers={"Content-Type": "application/x-protobuf"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310  # user's own endpoint
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # user's own endpoint
             return f"answers (HTTP {resp.status})"
     except urllib.error.HTTPError as exc:
         return f"answers, but with HTTP {exc.code} (is this an OTLP endpoint?)"

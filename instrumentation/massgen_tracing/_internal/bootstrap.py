@@ -29,7 +29,7 @@ def _activate(framework: str) -> None:
             return
         if framework in state.settings["frameworks"]:
             setup.instrument_frameworks([framework], state.provider)
-    except Exception as exc:  # noqa: BLE001  # activation must never break the host's import
+    except Exception as exc:  # activation must never break the host's import
         from massgen_tracing._internal.guard import report_internal_error, strict
 
         if strict():
@@ -78,7 +78,7 @@ class _PostImportFinder:
             self._busy.discard(fullname)
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _HookLoader(spec.loader, framework)
+        spec.loader = _HookLoader(spec.loader, framework)  # type: ignore[assignment]  # duck-typed Loader
         return spec
 
     def invalidate_caches(self) -> None:
@@ -92,7 +92,7 @@ def _install() -> None:
     for framework, module in _TRIGGERS.items():
         if module in sys.modules:  # imported before us (e.g. bootstrap imported late): act now
             _activate(framework)
-    sys.meta_path.insert(0, _PostImportFinder())  # type: ignore[arg-type]  # duck-typed finder
+    sys.meta_path.insert(0, _PostImportFinder())
 
 
 _install()

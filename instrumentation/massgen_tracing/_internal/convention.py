@@ -1,7 +1,7 @@
 """The step convention: every attribute and event name this project writes, declared once.
 
-Instrumentors import names from here; `docs/convention.md` is generated from this registry
-(`python -m massgen_tracing._internal.convention > docs/convention.md`, checked by a test).
+Instrumentors import names from here; the tables in `docs/convention.md` are generated from this
+registry (`python -m massgen_tracing._internal.docgen`, checked by a test).
 """
 
 from __future__ import annotations
@@ -78,10 +78,15 @@ AGENT_ID = _attr("massgen.agent.id", "string", "start", ALL,
                  "The MassGen agent this framework step runs for (set by the MassGen tools).")
 INTERRUPTED = _attr("massgen.interrupted", "boolean", "end", ("run", "node"),
                     "True when the step paused on `interrupt()`; the status stays OK (waiting for input).")
+ABANDONED = _attr("massgen.abandoned", "boolean", "end", ("run", "planning", "action", "llm"),
+                  "True when the consumer stopped iterating a streamed run before this step finished; "
+                  "the status stays UNSET.")
 ATTEMPT = _attr("massgen.attempt", "int", "start", ("node",),
                 "Attempt number of a node under a `RetryPolicy` (1 for the first try).")
 CODE = _attr("massgen.code", "string", "start or end", ("action",),
              "CodeAgent: the code the model wrote for this step.")
+CODE_ERROR_LINE = _attr("massgen.code.error_line", "string", "end", ("action",),
+                        "CodeAgent: source of the statement whose execution (or parsing) failed.")
 MODEL_OUTPUT = _attr("massgen.model_output", "string", "end", ("action", "planning"),
                      "The model output of the step, subject to content capture.")
 PLAN = _attr("massgen.plan", "string", "end", ("planning",), "The plan text, subject to content capture.")
@@ -198,11 +203,6 @@ def step_attributes(
 def markdown_reference() -> str:
     """The handbook's convention reference, generated from this registry."""
     lines = [
-        "# Step convention reference",
-        "",
-        "Generated from `massgen_tracing/_internal/convention.py`; do not edit by hand "
-        "(`python -m massgen_tracing._internal.convention > docs/convention.md`).",
-        "",
         "## Attributes",
         "",
         "| name | type | when set | step kinds | meaning |",

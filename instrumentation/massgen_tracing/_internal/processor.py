@@ -261,7 +261,8 @@ class LiveStepProcessor(SpanProcessor):
                 )
                 processor._emit(rec)
 
-        span._add_event = _add_event  # type: ignore[method-assign]  # per-instance hook, see docstring
+        # Per-instance hook, see docstring; setattr keeps the type checker out of the SDK's method types.
+        setattr(span, "_add_event", _add_event)  # noqa: B010
 
     def _clean_event_attrs(self, attrs: Any) -> dict[str, Any]:
         red = self._redactor

@@ -33,25 +33,57 @@ _ASSIGN = re.compile(
 _MIN_LEN = 12  # no supported secret shape is shorter; skipping short strings keeps the hot path cheap
 
 
+# Literal fragments every match of a pattern contains: a pattern's regex runs only when one is present,
+# which keeps ordinary text (most content) at a few substring scans instead of a regex pass per shape.
+_LITERALS: dict[str, tuple[str, ...]] = {
+    "private_key": ("PRIVATE KEY",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "huggingface_token": ("hf_",),
+    "google_api_key": ("AIza",),
+    "aws_access_key_id": ("AKIA", "ASIA"),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack_token": ("xox",),
+    "groq_key": ("gsk_",),
+    "xai_key": ("xai-",),
+    "jwt": ("eyJ",),
+}
+_LOWER_LITERALS = {"bearer_token": ("bearer ",)}
+_ASSIGN_WORDS = ("key", "secret", "token", "passw")
+
+
 class Redactor:
     """Masks secrets in strings, lists of strings and attribute mappings."""
 
     def __init__(self, extra: Iterable[re.Pattern[str] | str] = (), *, defaults: bool = True):
-        parts = [f"(?P<{name}>{pat})" for name, pat in DEFAULT_PATTERNS if defaults]
-        self._named = re.compile("|".join(parts)) if parts else None
+        self._shapes: list[tuple[str, tuple[str, ...], bool, re.Pattern[str]]] = []
+        if defaults:
+            for name, pat in DEFAULT_PATTERNS:
+                lower = name in _LOWER_LITERALS
+                lits = _LOWER_LITERALS[name] if lower else _LITERALS[name]
+                self._shapes.append((name, lits, lower, re.compile(pat)))
         self._assign = _ASSIGN if defaults else None
         self._extra = [p if isinstance(p, re.Pattern) else re.compile(p) for p in extra]
-
-    def _named_sub(self, m: re.Match[str]) -> str:
-        return f"[REDACTED:{m.lastgroup}]"
 
     def redact(self, text: str) -> str:
         if len(text) < _MIN_LEN:
             return text
-        if self._named is not None:
-            text = self._named.sub(self._named_sub, text)
+        low: str | None = None
+        for name, lits, lower, pat in self._shapes:
+            if lower:
+                if low is None:
+                    low = text.lower()
+                hay = low
+            else:
+                hay = text
+            if any(lit in hay for lit in lits):
+                text = pat.sub(f"[REDACTED:{name}]", text)
+                low = None
         if self._assign is not None:
-            text = self._assign.sub(lambda m: m.group(1) + "[REDACTED:secret_assignment]", text)
+            if low is None:
+                low = text.lower()
+            if ("=" in text or ":" in text) and any(w in low for w in _ASSIGN_WORDS):
+                text = self._assign.sub(lambda m: m.group(1) + "[REDACTED:secret_assignment]", text)
         for pat in self._extra:
             text = pat.sub("[REDACTED]", text)
         return text

@@ -160,8 +160,10 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(value)
     if isinstance(value, re.Pattern):
-        return value.pattern
-    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        return str(value.pattern)
+    if value is None:
+        return "unset"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def resolve(

@@ -234,6 +234,7 @@ def configure(
             trace.set_tracer_provider(provider)
         else:
             # The host chose exporters; we add only the live pipeline (and redaction).
+            assert provider is not None
             provider.add_span_processor(processor)
         _state = State(settings, provider, owns, processor, exporters, span_processors)
         atexit.register(shutdown)
@@ -252,11 +253,15 @@ def instrument_frameworks(frameworks: Iterable[str], provider: Any | None = None
             module = "langgraph" if fw == "langgraph" else "smolagents"
             if importlib.util.find_spec(module) is None:
                 continue
+            inst: Any
             if fw == "langgraph":
-                from massgen_tracing.langgraph import LangGraphInstrumentor as Inst
+                from massgen_tracing.langgraph import LangGraphInstrumentor
+
+                inst = LangGraphInstrumentor()
             else:
-                from massgen_tracing.smolagents import SmolagentsInstrumentor as Inst  # type: ignore[assignment]
-            inst = Inst()
+                from massgen_tracing.smolagents import SmolagentsInstrumentor
+
+                inst = SmolagentsInstrumentor()
             if not inst.is_instrumented_by_opentelemetry:
                 inst.instrument(tracer_provider=provider, skip_dep_check=True)
                 done.append(inst)

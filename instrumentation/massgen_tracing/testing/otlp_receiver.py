@@ -88,7 +88,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802  # http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path != "/v1/traces":
                     self.send_response(404)
@@ -104,7 +104,7 @@ class OtlpReceiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # silence request log
+            def log_message(self, format: str, *args: Any) -> None:  # silence request log
                 pass
 
         self._http = ThreadingHTTPServer((self.host, 0), Handler)
@@ -115,13 +115,14 @@ class OtlpReceiver:
             import grpc
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-            class Servicer(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]  # generated
-                def Export(self, request: Any, context: Any) -> Any:  # noqa: N802  # gRPC naming
+            class Servicer(trace_service_pb2_grpc.TraceServiceServicer):  # generated stubs are untyped
+                def Export(self, request: Any, context: Any) -> Any:  # gRPC naming
                     receiver._add("grpc", request)
                     return trace_service_pb2.ExportTraceServiceResponse()
 
             self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-            trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self._grpc)
+            add = trace_service_pb2_grpc.add_TraceServiceServicer_to_server  # untyped generated stub
+            add(Servicer(), self._grpc)  # type: ignore[no-untyped-call]  # generated, untyped
             self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:0")
             self._grpc.start()
         return self

@@ -1,0 +1,194 @@
+"""Benchmark: the cost of massgen-tracing, as ratios measured side by side in one run.
+
+    python bench/run.py            # full run (~2-4 min on 2 cores)
+    python bench/run.py --quick    # fewer rounds, for a smoke check
+
+Configurations are interleaved round by round (untraced, OpenInference alone, massgen-tracing, …) so a
+noisy neighbour hurts all of them alike; each figure is the median over rounds. Nothing here asserts:
+the numbers go into docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from massgen_tracing._internal import convention as c
+from massgen_tracing._internal.processor import LiveStepProcessor
+from massgen_tracing._internal.records import StepRecord
+from massgen_tracing._internal.redact import Redactor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+class NullExporter(SpanExporter):
+    """Stands in for OTLP: serialisation and network are the same with or without us, so leave them out."""
+
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class NullSink:
+    def handle(self, record: StepRecord) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LatencySink:
+    """Measures record creation (span start / event time) → handed to the sink."""
+
+    def __init__(self) -> None:
+        self.lat_ns: list[int] = []
+
+    def handle(self, record: StepRecord) -> None:
+        if record.type != "end":
+            self.lat_ns.append(time.time_ns() - record.time_ns)
+
+    def close(self) -> None:
+        pass
+
+
+class SlowSink:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def handle(self, record: StepRecord) -> None:
+        time.sleep(self.seconds)
+
+    def close(self) -> None:
+        pass
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+# --- 1. per-span cost of the processor -----------------------------------------------------------
+def per_span_cost(rounds: int, n: int) -> dict[str, Any]:
+    attrs = c.step_attributes("langgraph", "node", "agent", index=3,
+                              extra={c.INPUT_VALUE: "What is the weather in Paris today? " * 8})
+
+    def provider(kind: str) -> TracerProvider:
+        tp = TracerProvider(shutdown_on_exit=False)
+        if kind in ("live", "live+redact"):
+            redactor = Redactor() if kind == "live+redact" else None
+            tp.add_span_processor(LiveStepProcessor([NullSink()], redactor=redactor))
+        tp.add_span_processor(SimpleSpanProcessor(NullExporter()))
+        return tp
+
+    kinds = ["sdk only", "live", "live+redact"]
+    tracers = {k: provider(k).get_tracer("bench") for k in kinds}
+    per: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for k in kinds:
+            tracer = tracers[k]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                with tracer.start_as_current_span("agent", attributes=attrs) as span:
+                    span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: "tok"})
+            per[k].append((time.perf_counter() - t0) / n * 1e6)
+    med = {k: statistics.median(v) for k, v in per.items()}
+    return {
+        "us_per_span": {k: round(v, 2) for k, v in med.items()},
+        "added_us_per_span": {k: round(med[k] - med["sdk only"], 2) for k in kinds[1:]},
+    }
+
+
+# --- 2. start/event -> sink latency --------------------------------------------------------------
+def latency(n: int, gap_s: float) -> dict[str, Any]:
+    sink = LatencySink()
+    proc = LiveStepProcessor([sink], redactor=Redactor())
+    tp = TracerProvider(shutdown_on_exit=False)
+    tp.add_span_processor(proc)
+    tracer = tp.get_tracer("bench")
+    attrs = c.step_attributes("smolagents", "llm", "scripted")
+    for i in range(n):
+        with tracer.start_as_current_span("llm", attributes=attrs) as span:
+            span.add_event(c.EVENT_PROGRESS, {c.PROGRESS_CURRENT: i})
+        time.sleep(gap_s)  # a paced program, like real steps; a burst measures queueing instead
+    proc.force_flush(5000)
+    lat_ms = [x / 1e6 for x in sink.lat_ns]
+    return {"records": len(lat_ms), "p50_ms": round(pct(lat_ms, 50), 3), "p99_ms": round(pct(lat_ms, 99), 3),
+            "max_ms": round(max(lat_ms), 3)}
+
+
+# --- 3/4. whole workloads: untraced vs OpenInference alone vs massgen-tracing ----------------------
+Workload = Callable[[], Any]
+
+
+def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]],
+            rounds: int, reps: int) -> dict[str, Any]:
+    """Interleave configurations round by round; report median ms per run and ratios."""
+    work = make()
+    work()  # warm imports and caches outside the measurement
+    times: dict[str, list[float]] = {k: [] for k in setups}
+    for _ in range(rounds):
+        for label, (up, down) in setups.items():
+            handle = up()
+            try:
+                work()  # one unmeasured run per configuration: first-call costs of fresh patches
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    work()
+                times[label].append((time.perf_counter() - t0) / reps * 1000)
+            finally:
+                down(handle)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med.get("untraced")
+    oi = med.get("openinference alone")
+    out: dict[str, Any] = {"workload": name, "ms_per_run": {k: round(v, 3) for k, v in med.items()}}
+    if base:
+        out["ratio_vs_untraced"] = {k: round(v / base, 3) for k, v in med.items()}
+    if oi:
+        out["ratio_vs_openinference"] = {k: round(v / oi, 3) for k, v in med.items()}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("--only", default=None, help="comma-separated: core,langgraph,smolagents")
+    args = ap.parse_args()
+    rounds = 3 if args.quick else 7
+    only = set(args.only.split(",")) if args.only else {"core", "langgraph", "smolagents"}
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+    }
+    if "core" in only:
+        results["per_span"] = per_span_cost(rounds, 2000 if args.quick else 5000)
+        print("per-span cost:", json.dumps(results["per_span"]), flush=True)
+        results["latency"] = latency(500 if args.quick else 2000, 0.0005)
+        print("start/event -> sink latency:", json.dumps(results["latency"]), flush=True)
+    import workloads  # bench/workloads.py: framework workloads and setups
+
+    for fw in ("langgraph", "smolagents"):
+        if fw not in only:
+            continue
+        for name, make in workloads.WORKLOADS[fw].items():
+            r = compare(f"{fw}: {name}", make, workloads.setups(fw), rounds, 3 if args.quick else 10)
+            results.setdefault("workloads", []).append(r)
+            print(json.dumps(r), flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2)
+    threading.Event().wait(0)  # nothing left to wait for; sinks are daemon threads
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
