@@ -23,15 +23,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from massgen_tracing._internal.console import make_console_sink
-    from massgen_tracing._internal.replay import replay, summarize
-    from massgen_tracing._internal.sinks import read_jsonl
+    from massgen_tracing._internal.replay import load, replay, summarize
 
     if not os.path.exists(args.file):
         print(f"massgen-trace replay: no such file: {args.file}", file=sys.stderr)
         return 2
     if args.summary:
-        with open(args.file, encoding="utf-8") as fh:
-            print(summarize(read_jsonl(fh)))
+        print(summarize(load(args.file)))  # load() tolerates a line torn inside a UTF-8 sequence
         return 0
     try:
         sink = make_console_sink(args.console)

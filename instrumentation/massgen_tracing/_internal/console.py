@@ -1,0 +1,806 @@
+"""Terminal views of step records: the `StepTree` state model, a plain line sink and a rich live view.
+
+Both sinks run on the dispatcher's thread; the live view renders only on rich's refresh, never per record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.text import Text
+from rich.tree import Tree
+
+from massgen_tracing._internal import convention as c
+from massgen_tracing._internal import guard
+from massgen_tracing._internal.records import StepRecord
+from massgen_tracing._internal.sinks import Sink
+
+Status = Literal["running", "ok", "error", "interrupted"]
+Clock = Callable[[], int]  # nanoseconds since the epoch, like `time.time_ns` and the records' times
+
+CONSOLE_MODES: tuple[str, ...] = ("auto", "live", "plain", "off")
+MAX_FINISHED_RUNS = 20
+MAX_CHILDREN = 200  # finished children kept in memory per step; older ones are counted, not kept
+LIVE_CHILDREN = 6  # finished children shown per step in the live region (running ones always are)
+LIVE_RUNS = 8  # running runs shown in the live region
+PRINT_CHILDREN = 50  # children per step in a finished run's tree printed above the live region
+TAIL_CHARS = 240  # streamed text kept per llm step
+DETAIL_CHARS = 80  # a plain line's quoted text or message
+LIVE_TAIL_CHARS = 40
+LIVE_MESSAGE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """Status icons and punctuation, with an ASCII set for streams that cannot encode the others."""
+
+    start: str
+    ok: str
+    error: str
+    event: str
+    interrupted: str
+    arrow: str
+    ellipsis: str
+
+
+UNICODE = Symbols(start="▶", ok="✓", error="✗", event="⋯", interrupted="⏸", arrow="→", ellipsis="…")
+ASCII = Symbols(start=">", ok="+", error="!", event=".", interrupted="=", arrow="->", ellipsis="...")
+
+
+def symbols_for(encoding: str | None) -> Symbols:
+    """The unicode symbols if `encoding` can encode them, else the ASCII ones."""
+    sample = "".join(vars(UNICODE).values())
+    try:
+        sample.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return ASCII
+    return UNICODE
+
+
+@dataclass(eq=False)
+class StepNode:
+    """One step as the console sees it. Mutated only under its `StepTree`'s lock."""
+
+    span_id: str
+    trace_id: str
+    kind: str
+    name: str
+    start_ns: int
+    framework: str | None = None
+    parent: StepNode | None = None
+    depth: int = 0
+    index: int | None = None
+    max_steps: int | None = None
+    task: str | None = None
+    arguments: str | None = None
+    end_ns: int | None = None
+    status: Status = "running"
+    error: str | None = None
+    exception: str | None = None
+    input_tokens: int | None = None  # from the step's own end attributes
+    output_tokens: int | None = None
+    sum_input_tokens: int | None = None  # over the llm steps below this one
+    sum_output_tokens: int | None = None
+    text_tail: str = ""
+    chunks: int = 0
+    progress: tuple[int | None, int | None, str | None] | None = None
+    last_event: StepRecord | None = None  # the latest event other than deltas and progress
+    route: list[str] = field(default_factory=list)
+    dropped_events: int = 0
+    last_index: int | None = None  # runs: highest step index seen among their own steps
+    step_counts: Counter[str] = field(default_factory=Counter)  # runs and roots: steps below, by kind
+    children: list[StepNode] = field(default_factory=list)
+    elided: int = 0  # finished children dropped from memory (or never shown)
+
+    @property
+    def root(self) -> StepNode:
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        return node
+
+    @property
+    def tokens(self) -> tuple[int | None, int | None]:
+        """The step's own token usage where reported, else the sum over its llm steps."""
+        if self.input_tokens is not None or self.output_tokens is not None:
+            return self.input_tokens, self.output_tokens
+        return self.sum_input_tokens, self.sum_output_tokens
+
+    def elapsed_ns(self, now_ns: int) -> int:
+        end = self.end_ns if self.end_ns is not None else now_ns
+        return max(0, end - self.start_ns)
+
+
+# --- small formatting helpers shared by both views -----------------------------------------------------
+
+
+def format_duration(ns: int) -> str:
+    """`52ms`, `1.2s`, `2m03s`, `1h05m`: short, and stable for a given duration."""
+    ms = ns / 1e6
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    s = ns / 1e9
+    if s < 60:
+        return f"{s:.1f}s"
+    total = int(s)
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    return f"{total // 3600}h{total % 3600 // 60:02d}m"
+
+
+_ESCAPES: dict[int, str] = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def _escape(text: str) -> str:
+    # One line per record, and no terminal control sequences from model output or user data.
+    return text.translate(_ESCAPES)
+
+
+def _clip(text: str, limit: int, ellipsis: str) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - len(ellipsis))] + ellipsis
+
+
+def _clip_left(text: str, limit: int, ellipsis: str) -> str:
+    return text if len(text) <= limit else ellipsis + text[len(text) - max(0, limit - len(ellipsis)):]
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return ", ".join(str(x) for x in v)
+    return str(v)
+
+
+def _str_list(v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [v] if v else []
+    if isinstance(v, (list, tuple)):
+        return [str(x) for x in v]
+    return []
+
+
+def _add(total: int | None, v: int | None) -> int | None:
+    if v is None:
+        return total
+    return v if total is None else total + v
+
+
+def label(node: StepNode) -> str:
+    """`langgraph run my_graph`, `node agent #1`, `action my_agent #3/20`, `llm gpt-4o`."""
+    if node.kind == "run":
+        return f"{node.framework} run {node.name}" if node.framework else f"run {node.name}"
+    text = node.kind if node.name == node.kind else f"{node.kind} {node.name}"
+    if node.index is not None:
+        text += f" #{node.index}"
+        if node.max_steps is not None:
+            text += f"/{node.max_steps}"
+    return text
+
+
+def format_tokens(node: StepNode) -> str:
+    tin, tout = node.tokens
+    parts = []
+    if tin is not None:
+        parts.append(f"in={tin}")
+    if tout is not None:
+        parts.append(f"out={tout}")
+    return " ".join(parts)
+
+
+def format_progress(node: StepNode, sym: Symbols = UNICODE) -> str:
+    """`step 3/20 message` from a progress event, or for a run from its latest step index and budget."""
+    if node.progress is not None:
+        cur, total, msg = node.progress
+        parts = []
+        if cur is not None:
+            parts.append(f"step {cur}/{total}" if total is not None else f"step {cur}")
+        if msg:
+            parts.append(_clip(_escape(msg), LIVE_MESSAGE_CHARS, sym.ellipsis))
+        return " ".join(parts)
+    if node.kind == "run" and node.last_index is not None:
+        if node.max_steps is not None:
+            return f"step {node.last_index}/{node.max_steps}"
+        return f"step {node.last_index}"
+    return ""
+
+
+def describe_event(record: StepRecord, sym: Symbols, limit: int = DETAIL_CHARS) -> str:
+    """One short phrase for a span event: `route → tools`, `retry 2: boom`, `step 3/20 Thinking`."""
+    a = record.attributes if isinstance(record.attributes, dict) else {}
+    name = record.event or "event"
+    if name == c.EVENT_DELTA:
+        text = _clip(_escape(_str(a.get(c.DELTA_TEXT)) or ""), limit, sym.ellipsis)
+        chunks = max(record.count, _int(a.get(c.DELTA_COUNT)) or 1)
+        return f'"{text}"' + (f" ({chunks} chunks)" if chunks > 1 else "")
+    if name == c.EVENT_PROGRESS:
+        cur, total = _int(a.get(c.PROGRESS_CURRENT)), _int(a.get(c.PROGRESS_TOTAL))
+        msg = _str(a.get(c.PROGRESS_MESSAGE))
+        parts = []
+        if cur is not None:
+            parts.append(f"step {cur}/{total}" if total is not None else f"step {cur}")
+        if msg:
+            parts.append(_clip(_escape(msg), limit, sym.ellipsis))
+        return " ".join(parts) or "progress"
+    if name == c.EVENT_TOOL_DECISION:
+        tool = _str(a.get(c.TOOL_CALL_NAME)) or "?"
+        args = _str(a.get(c.TOOL_CALL_ARGUMENTS))
+        return _clip(f"calls {tool}" + (f" {_escape(args)}" if args else ""), limit, sym.ellipsis)
+    if name == c.EVENT_RETRY:
+        attempt = _int(a.get(c.RETRY_ATTEMPT))
+        err = _str(a.get(c.RETRY_ERROR))
+        text = "retry" + (f" {attempt}" if attempt is not None else "") + (f": {_escape(err)}" if err else "")
+        return _clip(text, limit, sym.ellipsis)
+    if name == c.EVENT_ROUTE:
+        targets = ", ".join(_str_list(a.get(c.ROUTE_TARGETS)))
+        return _clip(f"route {sym.arrow} {targets}", limit, sym.ellipsis)
+    if name == c.EVENT_EXCEPTION:
+        return _clip("exception " + _exception_text(a), limit, sym.ellipsis)
+    words = {c.EVENT_CUSTOM: "custom", c.EVENT_INTERRUPT: "interrupt", c.EVENT_RESUME: "resume",
+             c.EVENT_LOG: "log"}
+    if name in words:
+        data = _str(a.get(c.LOG_TEXT if name == c.EVENT_LOG else c.CUSTOM_DATA))
+        return _clip(words[name] + (f" {_escape(data)}" if data else ""), limit, sym.ellipsis)
+    return _clip(_escape(name), limit, sym.ellipsis)
+
+
+def _exception_text(a: dict[str, Any]) -> str:
+    etype, emsg = _str(a.get(EXCEPTION_TYPE)), _str(a.get(EXCEPTION_MESSAGE))
+    if etype and emsg:
+        return _escape(f"{etype}: {emsg}")
+    return _escape(etype or emsg or "error")
+
+
+# --- the state model ----------------------------------------------------------------------------------
+
+
+class StepTree:
+    """Runs → steps nested by parent, fed with records; thread-safe and bounded.
+
+    A root step (a run, or a step whose run we never saw) that ends is retired: it leaves the running
+    runs and joins the last `max_finished_runs` finished ones; older finished runs are forgotten.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_finished_runs: int = MAX_FINISHED_RUNS,
+        max_children: int = MAX_CHILDREN,
+        clock: Clock | None = None,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._clock: Clock = clock or time.time_ns
+        self._max_children = max(1, max_children)
+        self._nodes: dict[tuple[str, str], StepNode] = {}  # (trace_id, span_id) → step
+        self._running: dict[tuple[str, str], StepNode] = {}  # roots by (trace_id, span_id), in start order
+        self._finished: deque[StepNode] = deque()
+        self._max_finished = max(0, max_finished_runs)
+        self._trace_roots: dict[str, list[StepNode]] = {}
+        # "Now" follows the records' clock, ticking on with the local clock between records, so that
+        # elapsed times stay right for replays and for hosts whose clock differs from ours.
+        self._latest_ns: int | None = None
+        self._latest_at: int = 0
+        self._last_now = 0  # elapsed times never run backwards when a record arrives late
+
+    # -- feeding
+
+    def feed(self, record: StepRecord) -> StepNode | None:
+        """Apply one record; returns the step it concerns (None if the record is unusable)."""
+        if not isinstance(record.span_id, str) or not record.span_id:
+            return None
+        with self._lock:
+            t = record.time_ns if isinstance(record.time_ns, int) else 0
+            if self._latest_ns is None or t > self._latest_ns:
+                self._latest_ns = t
+            self._latest_at = self._clock()
+            node = self._nodes.get((str(record.trace_id), record.span_id))
+            if node is None:
+                node = self._create(record)
+            elif record.type == "start" and isinstance(record.attributes, dict):
+                self._identify(node, record.attributes)
+            if record.type == "event":
+                self._apply_event(node, record)
+            elif record.type == "end":
+                self._apply_end(node, record)
+            return node
+
+    def _create(self, record: StepRecord) -> StepNode:
+        a = record.attributes if isinstance(record.attributes, dict) else {}
+        start = record.time_ns
+        if record.type == "end" and isinstance(record.start_time_ns, int):
+            start = record.start_time_ns
+        node = StepNode(
+            span_id=record.span_id,
+            trace_id=str(record.trace_id),
+            kind=_str(a.get(c.STEP_KIND)) or "step",
+            name=_str(a.get(c.STEP_NAME)) or record.span_name or "?",
+            start_ns=start if isinstance(start, int) else 0,
+        )
+        self._identify(node, a)
+        parent = self._resolve_parent(record, node)
+        self._nodes[(node.trace_id, node.span_id)] = node
+        if parent is None:
+            self._running[(node.trace_id, node.span_id)] = node
+            self._trace_roots.setdefault(node.trace_id, []).append(node)
+        else:
+            node.parent = parent
+            node.depth = parent.depth + 1
+            parent.children.append(node)
+            for anc in self._ancestors(node):
+                if anc.kind == "run" or anc.parent is None:
+                    anc.step_counts[node.kind] += 1
+            run = self._run_of(node)
+            if run is not None and node.index is not None and node.kind in ("node", "planning", "action"):
+                run.last_index = node.index if run.last_index is None else max(run.last_index, node.index)
+        return node
+
+    def _identify(self, node: StepNode, a: dict[str, Any]) -> None:
+        # Start attributes carry the identity; an end or a late start may fill in what we lacked.
+        kind = _str(a.get(c.STEP_KIND))
+        if kind and node.kind == "step":
+            node.kind = kind
+        name = _str(a.get(c.STEP_NAME))
+        if name:
+            node.name = name
+        node.framework = _str(a.get(c.FRAMEWORK)) or node.framework
+        node.index = _int(a.get(c.STEP_INDEX)) if node.index is None else node.index
+        node.max_steps = _int(a.get(c.STEP_MAX)) if node.max_steps is None else node.max_steps
+        node.task = _str(a.get(c.RUN_INPUT)) or node.task
+        node.arguments = _str(a.get(c.TOOL_ARGUMENTS)) or node.arguments
+
+    def _resolve_parent(self, record: StepRecord, node: StepNode) -> StepNode | None:
+        pid = record.parent_span_id
+        parent = self._nodes.get((node.trace_id, pid)) if isinstance(pid, str) else None
+        if parent is not None and pid != node.span_id:
+            return parent
+        if node.kind == "run":
+            return None
+        # The parent is a span we never saw (not a step, or forgotten): hang it under its trace's run.
+        roots = self._trace_roots.get(node.trace_id, [])
+        for root in reversed(roots):
+            if root.kind == "run" and root.status == "running":
+                return root
+        for root in reversed(roots):
+            if root.kind == "run":
+                return root
+        return None
+
+    @staticmethod
+    def _ancestors(node: StepNode) -> Iterator[StepNode]:
+        p = node.parent
+        while p is not None:
+            yield p
+            p = p.parent
+
+    def _run_of(self, node: StepNode) -> StepNode | None:
+        for anc in self._ancestors(node):
+            if anc.kind == "run":
+                return anc
+        return None
+
+    def _apply_event(self, node: StepNode, record: StepRecord) -> None:
+        a = record.attributes if isinstance(record.attributes, dict) else {}
+        name = record.event
+        if name == c.EVENT_DELTA:
+            text = _str(a.get(c.DELTA_TEXT)) or ""
+            node.text_tail = (node.text_tail + text)[-TAIL_CHARS:]
+            node.chunks += max(record.count if isinstance(record.count, int) else 1,
+                               _int(a.get(c.DELTA_COUNT)) or 1)
+            return
+        if name == c.EVENT_PROGRESS:
+            node.progress = (_int(a.get(c.PROGRESS_CURRENT)), _int(a.get(c.PROGRESS_TOTAL)),
+                             _str(a.get(c.PROGRESS_MESSAGE)))
+            return
+        if name == c.EVENT_EXCEPTION:
+            node.exception = _exception_text(a)
+        if name == c.EVENT_ROUTE:
+            node.route = _str_list(a.get(c.ROUTE_TARGETS))
+        node.last_event = record
+
+    def _apply_end(self, node: StepNode, record: StepRecord) -> None:
+        a = record.attributes if isinstance(record.attributes, dict) else {}
+        self._identify(node, a)
+        if node.status != "running":
+            return  # a duplicate end: keep the first
+        node.end_ns = record.time_ns if isinstance(record.time_ns, int) else node.start_ns
+        if isinstance(record.start_time_ns, int):
+            node.start_ns = record.start_time_ns
+        if record.status == "error":
+            node.status = "error"
+            node.error = _escape(record.error) if isinstance(record.error, str) and record.error else None
+            node.error = node.error or node.exception or "error"
+        elif a.get(c.INTERRUPTED) is True:
+            node.status = "interrupted"
+        else:
+            node.status = "ok"
+        node.dropped_events = record.dropped_events if isinstance(record.dropped_events, int) else 0
+        route = _str_list(a.get(c.ROUTE))
+        if route:
+            node.route = route
+        tin = _int(a.get(c.GEN_AI_INPUT_TOKENS))
+        tin = tin if tin is not None else _int(a.get(c.LLM_TOKEN_PROMPT))
+        tout = _int(a.get(c.GEN_AI_OUTPUT_TOKENS))
+        tout = tout if tout is not None else _int(a.get(c.LLM_TOKEN_COMPLETION))
+        node.input_tokens, node.output_tokens = tin, tout
+        if node.kind == "llm":
+            for anc in self._ancestors(node):
+                anc.sum_input_tokens = _add(anc.sum_input_tokens, tin)
+                anc.sum_output_tokens = _add(anc.sum_output_tokens, tout)
+        if node.parent is None:
+            self._retire(node)
+        else:
+            self._prune(node.parent)
+
+    def _prune(self, parent: StepNode) -> None:
+        excess = len(parent.children) - self._max_children
+        if excess <= 0:
+            return
+        keep: list[StepNode] = []
+        for child in parent.children:
+            if excess > 0 and child.status != "running":
+                excess -= 1
+                parent.elided += 1
+                self._forget(child)
+            else:
+                keep.append(child)
+        parent.children = keep
+
+    def _retire(self, root: StepNode) -> None:
+        if self._running.pop((root.trace_id, root.span_id), None) is None:
+            return
+        self._finished.append(root)
+        while len(self._finished) > self._max_finished:
+            old = self._finished.popleft()
+            self._forget(old)
+            roots = self._trace_roots.get(old.trace_id)
+            if roots is not None:
+                roots[:] = [r for r in roots if r is not old]
+                if not roots:
+                    del self._trace_roots[old.trace_id]
+
+    def _forget(self, node: StepNode) -> None:
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if self._nodes.get((n.trace_id, n.span_id)) is n:
+                del self._nodes[(n.trace_id, n.span_id)]
+            stack.extend(n.children)
+
+    # -- reading
+
+    def now(self) -> int:
+        """The current time in the records' clock (see `__init__`)."""
+        with self._lock:
+            if self._latest_ns is None:
+                return self._clock()
+            now = self._latest_ns + max(0, self._clock() - self._latest_at)
+            self._last_now = max(self._last_now, now)
+            return self._last_now
+
+    def running_runs(self) -> list[StepNode]:
+        with self._lock:
+            return list(self._running.values())
+
+    def finished_runs(self) -> list[StepNode]:
+        with self._lock:
+            return list(self._finished)
+
+    def running_roots_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def known(self, trace_id: str, span_id: str) -> bool:
+        with self._lock:
+            return (trace_id, span_id) in self._nodes
+
+    def renderable(self) -> RenderableType:
+        """The live region: every running run as a tree, built afresh each time rich renders it."""
+        return _LiveTree(self)
+
+    def render_run(self, root: StepNode, *, sym: Symbols = UNICODE) -> RenderableType:
+        """A run's compact tree with every step expanded (for printing a finished run once)."""
+        with self._lock:
+            return self._tree(root, sym, self.now(), live=False)
+
+    def _live_group(self, sym: Symbols) -> Group:
+        with self._lock:
+            now = self.now()
+            runs = list(self._running.values())
+            trees: list[RenderableType] = [self._tree(r, sym, now, live=True) for r in runs[:LIVE_RUNS]]
+            if len(runs) > LIVE_RUNS:
+                trees.append(Text(f"{sym.ellipsis} {len(runs) - LIVE_RUNS} more running", style="dim"))
+        return Group(*trees)
+
+    def _tree(self, root: StepNode, sym: Symbols, now: int, *, live: bool) -> Tree:
+        # Built under the lock from plain strings, so rich renders it later without touching the model.
+        tree = Tree(self._line(root, sym, now, live), guide_style="dim")
+        self._add_children(tree, root, sym, now, live)
+        return tree
+
+    def _add_children(self, tree: Tree, node: StepNode, sym: Symbols, now: int, live: bool) -> None:
+        limit = LIVE_CHILDREN if live else PRINT_CHILDREN
+        shown = node.children
+        if len(shown) > limit:
+            tail = shown[-limit:]
+            shown = [ch for ch in shown[:-limit] if ch.status == "running"] + tail
+        hidden = node.elided + len(node.children) - len(shown)
+        if hidden:
+            noun = "step" if hidden == 1 else "steps"
+            tree.add(Text(f"{sym.ellipsis} {hidden} earlier {noun}", style="dim"))
+        for child in shown:
+            branch = tree.add(self._line(child, sym, now, live))
+            # The live region expands only what is still running or failed, to stay small.
+            if not live or child.status in ("running", "error"):
+                self._add_children(branch, child, sym, now, live)
+
+    def _line(self, node: StepNode, sym: Symbols, now: int, live: bool) -> Text:
+        icon, style = {
+            "running": (sym.start, "cyan"),
+            "ok": (sym.ok, "green"),
+            "error": (sym.error, "bold red"),
+            "interrupted": (sym.interrupted, "yellow"),
+        }[node.status]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(icon, style=style)
+        text.append(" ")
+        text.append(label(node), style="bold" if node.parent is None else "")
+        end = now
+        if node.status == "running" and not live:
+            root = node.root
+            end = root.end_ns if root.end_ns is not None else now
+        text.append(f"  {format_duration(node.elapsed_ns(end))}", style="dim")
+        progress = format_progress(node, sym)
+        if progress:
+            text.append(f"  {progress}", style="cyan")
+        tokens = format_tokens(node)
+        if tokens:
+            text.append(f"  {tokens}", style="magenta")
+        if node.status == "interrupted":
+            text.append("  interrupted", style="yellow")
+        elif node.route:
+            text.append(f"  {sym.arrow} {', '.join(node.route)}", style="dim")
+        elif node.last_event is not None and not (node.status == "error" and node.exception):
+            text.append(f"  {describe_event(node.last_event, sym, LIVE_MESSAGE_CHARS)}", style="dim italic")
+        if live and node.status == "running" and node.kind == "llm" and node.text_tail:
+            tail = _clip_left(_escape(node.text_tail), LIVE_TAIL_CHARS, sym.ellipsis)
+            text.append(f'  "{tail}"', style="green")
+        if node.status == "error" and node.error:
+            text.append(f"  {_clip(node.error, LIVE_MESSAGE_CHARS, sym.ellipsis)}", style="red")
+        return text
+
+
+class _LiveTree:
+    """Renders the running runs of a StepTree at render time (rich calls this on each refresh)."""
+
+    def __init__(self, tree: StepTree) -> None:
+        self._tree = tree
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self._tree._live_group(symbols_for(console.encoding))
+
+
+# --- the plain sink -----------------------------------------------------------------------------------
+
+
+class PlainConsoleSink:
+    """One line per record, written and flushed at once: for pipes, files, CI logs and dumb terminals.
+
+    `12:00:01.240   ▶ node agent #1` — time, indentation by depth, icon, kind, name, details.
+    """
+
+    def __init__(self, stream: IO[str], *, clock: Clock | None = None, show_time: bool = True) -> None:
+        self._stream = stream
+        self._clock: Clock = clock or time.time_ns
+        self._show_time = show_time
+        self._tree = StepTree(clock=self._clock)
+        self._lock = threading.Lock()
+        self._broken = False
+        encoding = getattr(stream, "encoding", None)
+        self._encoding = encoding if isinstance(encoding, str) else "utf-8"
+        self._sym = symbols_for(self._encoding)
+        # Non-UTF streams get unencodable text (model output, names) as backslash escapes, not an error.
+        self._transcode = not self._encoding.lower().replace("-", "").replace("_", "").startswith("utf")
+
+    def handle(self, record: StepRecord) -> None:
+        with guard.internal("console.plain"), self._lock:
+            if self._broken:
+                return
+            node = self._tree.feed(record)
+            if node is None:
+                return
+            line = self.format(record, node)
+            self._write(line)
+
+    def format(self, record: StepRecord, node: StepNode) -> str:
+        """The line for `record` about `node` (already fed to this sink's tree)."""
+        sym = self._sym
+        parts: list[str] = []
+        if self._show_time:
+            t = record.time_ns if isinstance(record.time_ns, int) and record.time_ns > 0 else self._clock()
+            parts.append(_local_time(t) + " ")
+        root = node.root
+        runs = self._tree.running_roots_count() + (0 if root.status == "running" else 1)
+        if runs > 1:
+            # Several runs at once interleave their lines; a short run tag keeps them apart for grep.
+            parts.append(f"[{root.span_id[:6]}] ")
+        parts.append("  " * node.depth)
+        if record.type == "start":
+            parts.append(f"{sym.start} {label(node)}")
+            if node.kind == "run" and node.task:
+                parts.append(f' "{_clip(_escape(node.task), DETAIL_CHARS, sym.ellipsis)}"')
+            elif node.arguments:  # tool arguments are JSON already: no quotes around them
+                parts.append(f" {_clip(_escape(node.arguments), DETAIL_CHARS, sym.ellipsis)}")
+        elif record.type == "event":
+            parts.append(f"{sym.event} {label(node)} {describe_event(record, sym)}")
+        else:
+            parts.append(self._end_text(node, sym))
+        return "".join(parts)
+
+    @staticmethod
+    def _end_text(node: StepNode, sym: Symbols) -> str:
+        icon = {"error": sym.error, "interrupted": sym.interrupted}.get(node.status, sym.ok)
+        words = [f"{icon} {label(node)}", format_duration(node.elapsed_ns(node.end_ns or node.start_ns))]
+        if node.kind == "run" or node.parent is None:
+            steps = sum(node.step_counts.values())
+            if steps:
+                words.append(f"{steps} step" + ("" if steps == 1 else "s"))
+        tokens = format_tokens(node)
+        if tokens:
+            words.append(tokens)
+        if node.route:
+            words.append(f"{sym.arrow} " + ", ".join(node.route))
+        if node.status == "interrupted":
+            words.append("interrupted")
+        if node.dropped_events:
+            words.append(f"({node.dropped_events} events dropped)")
+        if node.status == "error":
+            words.append(_clip(node.error or "error", DETAIL_CHARS, sym.ellipsis))
+        return " ".join(words)
+
+    def _write(self, line: str) -> None:
+        if self._transcode:
+            line = line.encode(self._encoding, "backslashreplace").decode(self._encoding, "replace")
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream (e.g. the pager quit): stop writing rather than fail every record.
+            self._broken = True
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+
+def _local_time(ns: int) -> str:
+    secs, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{rem // 1_000_000:03d}"
+
+
+# --- the live sink ------------------------------------------------------------------------------------
+
+
+def _same_terminal(a: Any, b: Any) -> bool:
+    """True only if both streams are the very same terminal device; any doubt says False."""
+    try:
+        fa, fb = a.fileno(), b.fileno()
+        return bool(os.isatty(fa) and os.isatty(fb) and os.path.samestat(os.fstat(fa), os.fstat(fb)))
+    except Exception:  # noqa: BLE001  # not a real file, closed, or anything odd: do not redirect
+        return False
+
+
+class LiveConsoleSink:
+    """A rich `Live` tree of the running runs on stderr; each finished run is printed once above it."""
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        refresh_per_second: float = 8,
+        clock: Clock | None = None,
+    ) -> None:
+        self.console = console if console is not None else Console(stderr=True)
+        self.tree = StepTree(clock=clock)
+        self._refresh_per_second = refresh_per_second
+        self._live: Live | None = None
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def handle(self, record: StepRecord) -> None:
+        if self._closed:
+            return
+        with guard.internal("console.live"):
+            node = self.tree.feed(record)
+            if not self._started:
+                self._start()
+            if node is not None and record.type == "end" and node.parent is None:
+                self._print_finished(node)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started or self._closed:
+                return
+            self._started = True
+            # Rich may take over stdout only when it is the same terminal as ours: anywhere else the host's
+            # output would land in our stream. stderr is never redirected.
+            redirect = _same_terminal(sys.stdout, self.console.file)
+            live = Live(
+                self.tree.renderable(),
+                console=self.console,
+                refresh_per_second=self._refresh_per_second,
+                transient=False,
+                redirect_stdout=redirect,
+                redirect_stderr=False,
+            )
+            try:
+                live.start()
+            except Exception as exc:  # noqa: BLE001  # e.g. another live display (old rich): print runs only
+                guard.report_internal_error("console.live.start", exc)
+                return
+            self._live = live
+
+    def _print_finished(self, root: StepNode) -> None:
+        renderable = self.tree.render_run(root, sym=symbols_for(self.console.encoding))
+        # With a Live active, console.print lands above the live region and the region redraws without
+        # the run, which the tree has already retired.
+        self.console.print(renderable)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            live, self._live = self._live, None
+        if live is not None:
+            # Stopping draws the region a last time (transient=False), leaving running runs on screen.
+            with guard.internal("console.live.stop"):
+                live.stop()
+                if not self.console.is_terminal and self.tree.running_runs():
+                    # Rich ends the last drawing without a newline off a terminal; later output needs one.
+                    self.console.line()
+
+
+# --- choosing a sink ----------------------------------------------------------------------------------
+
+
+def make_console_sink(mode: str, stream: IO[str] | None = None) -> Sink | None:
+    """`auto` (live on a terminal, else plain), `live`, `plain` or `off` (None)."""
+    value = mode.strip().lower() if isinstance(mode, str) else mode
+    if value not in CONSOLE_MODES:
+        raise ValueError(f"console mode {mode!r} is not one of: {', '.join(CONSOLE_MODES)}")
+    if value == "off":
+        return None
+    out: IO[str] = stream if stream is not None else sys.stderr
+    if value == "auto":
+        value = "live" if _is_tty(out) and os.environ.get("TERM") != "dumb" else "plain"
+    if value == "live":
+        return LiveConsoleSink(Console(file=out) if stream is not None else Console(stderr=True))
+    return PlainConsoleSink(out)
+
+
+def _is_tty(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+

@@ -1,0 +1,522 @@
+"""The terminal views: StepTree state, the plain line format, the live tree and the sink factory."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from massgen_tracing._internal import convention as c
+from massgen_tracing._internal.console import (
+    LiveConsoleSink,
+    PlainConsoleSink,
+    StepTree,
+    make_console_sink,
+)
+from massgen_tracing._internal.records import StepRecord
+from massgen_tracing._internal.sinks import read_jsonl
+
+DATA = Path(__file__).parent / "data"
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+
+
+class FakeClock:
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def start(span: str, parent: str | None, at_ms: float, framework: str, kind: str, name: str, *,
+          trace: str = "t1", index: int | None = None, extra: dict[str, Any] | None = None) -> StepRecord:
+    return StepRecord("start", T0 + int(at_ms * MS), trace, span, parent, f"{kind}.{name}",
+                      c.step_attributes(framework, kind, name, index=index, extra=extra))
+
+
+def event(span: str, at_ms: float, name: str, attrs: dict[str, Any], *, count: int = 1,
+          trace: str = "t1", parent: str | None = None) -> StepRecord:
+    return StepRecord("event", T0 + int(at_ms * MS), trace, span, parent, "", attrs, event=name, count=count)
+
+
+def end(first: StepRecord, at_ms: float, *, status: str = "ok", error: str | None = None,
+        attrs: dict[str, Any] | None = None) -> StepRecord:
+    return StepRecord("end", T0 + int(at_ms * MS), first.trace_id, first.span_id, first.parent_span_id,
+                      first.span_name, {**first.attributes, **(attrs or {})}, start_time_ns=first.time_ns,
+                      status=status, error=error)  # type: ignore[arg-type]
+
+
+def langgraph_run() -> list[StepRecord]:
+    """run → node agent (llm streaming, deciding on a tool) → node tools (tool, then an error)."""
+    run = start("r1", None, 0, "langgraph", "run", "my_graph",
+                extra={c.STEP_MAX: 25, c.RUN_INPUT: "what is\nx?"})
+    agent = start("n1", "r1", 1, "langgraph", "node", "agent", index=1)
+    llm = start("l1", "n1", 2, "langgraph", "llm", "gpt-4o")
+    tools = start("n2", "r1", 61, "langgraph", "node", "tools", index=2)
+    tool = start("s1", "n2", 62, "langgraph", "tool", "search", extra={c.TOOL_ARGUMENTS: '{"q": "x"}'})
+    boom = {"exception.type": "ValueError", "exception.message": "boom"}
+    return [
+        run, agent, llm,
+        event("l1", 10, c.EVENT_DELTA, {c.DELTA_TEXT: "Hel"}),
+        event("l1", 20, c.EVENT_DELTA, {c.DELTA_TEXT: "lo\nworld"}, count=3),
+        event("l1", 50, c.EVENT_TOOL_DECISION,
+              {c.TOOL_CALL_NAME: "search", c.TOOL_CALL_ARGUMENTS: '{"q": "x"}'}),
+        end(llm, 54, attrs={c.GEN_AI_INPUT_TOKENS: 12, c.GEN_AI_OUTPUT_TOKENS: 8}),
+        event("n1", 59, c.EVENT_ROUTE, {c.ROUTE_TARGETS: ["tools"]}),
+        end(agent, 60, attrs={c.ROUTE: ["tools"]}),
+        tools, tool,
+        end(tool, 70, attrs={c.TOOL_RESULT: "42"}),
+        event("n2", 72, c.EVENT_RETRY, {c.RETRY_ATTEMPT: 1, c.RETRY_ERROR: "ValueError: boom"}),
+        event("n2", 74, c.EVENT_EXCEPTION, boom),
+        end(tools, 75, status="error", error="ValueError: boom"),
+        end(run, 80, status="error", error="ValueError: boom"),
+    ]
+
+
+def smolagents_run() -> list[StepRecord]:
+    """run → planning → action 1/3 with progress (tool, final_answer)."""
+    run = start("a1", None, 0, "smolagents", "run", "my_agent", trace="t2",
+                extra={c.STEP_MAX: 3, c.RUN_INPUT: "2+2?"})
+    plan = start("p1", "a1", 1, "smolagents", "planning", "my_agent", trace="t2", index=1)
+    action = start("s9", "a1", 1500, "smolagents", "action", "my_agent", trace="t2", index=1,
+                   extra={c.STEP_MAX: 3})
+    tool = start("c1", "s9", 1600, "smolagents", "tool", "calc", trace="t2",
+                 extra={c.TOOL_ARGUMENTS: '{"expr": "2+2"}'})
+    final = start("f1", "s9", 1700, "smolagents", "final_answer", "final_answer", trace="t2",
+                  extra={c.TOOL_ARGUMENTS: '{"answer": 4}'})
+    return [
+        run, plan,
+        end(plan, 1400, attrs={c.PLAN: "add"}),
+        event("a1", 1500, c.EVENT_PROGRESS, {c.PROGRESS_CURRENT: 1, c.PROGRESS_TOTAL: 3}, trace="t2"),
+        action,
+        event("s9", 1550, c.EVENT_PROGRESS,
+              {c.PROGRESS_CURRENT: 1, c.PROGRESS_TOTAL: 3, c.PROGRESS_MESSAGE: "calling calc"}, trace="t2"),
+        tool,
+        end(tool, 1650),
+        final,
+        end(final, 1710),
+        end(action, 1720),
+        end(run, 1730, attrs={c.GEN_AI_INPUT_TOKENS: 100, c.GEN_AI_OUTPUT_TOKENS: 20}),
+    ]
+
+
+def plain(records: list[StepRecord], **kwargs: Any) -> str:
+    buf = io.StringIO()
+    sink = PlainConsoleSink(buf, show_time=False, **kwargs)
+    for r in records:
+        sink.handle(r)
+    sink.close()
+    return buf.getvalue()
+
+
+def render(renderable: Any) -> str:
+    console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False)
+    console.print(renderable)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    return str(out)
+
+
+def feed(tree: StepTree, clock: FakeClock, records: list[StepRecord]) -> None:
+    for r in records:
+        clock.now = r.time_ns
+        tree.feed(r)
+
+
+LANGGRAPH_PLAIN = """\
+▶ langgraph run my_graph "what is\\nx?"
+  ▶ node agent #1
+    ▶ llm gpt-4o
+    ⋯ llm gpt-4o "Hel"
+    ⋯ llm gpt-4o "lo\\nworld" (3 chunks)
+    ⋯ llm gpt-4o calls search {"q": "x"}
+    ✓ llm gpt-4o 52ms in=12 out=8
+  ⋯ node agent #1 route → tools
+  ✓ node agent #1 59ms in=12 out=8 → tools
+  ▶ node tools #2
+    ▶ tool search {"q": "x"}
+    ✓ tool search 8ms
+  ⋯ node tools #2 retry 1: ValueError: boom
+  ⋯ node tools #2 exception ValueError: boom
+  ✗ node tools #2 14ms ValueError: boom
+✗ langgraph run my_graph 80ms 4 steps in=12 out=8 ValueError: boom
+"""
+
+SMOLAGENTS_PLAIN = """\
+▶ smolagents run my_agent "2+2?"
+  ▶ planning my_agent #1
+  ✓ planning my_agent #1 1.4s
+⋯ smolagents run my_agent step 1/3
+  ▶ action my_agent #1/3
+  ⋯ action my_agent #1/3 step 1/3 calling calc
+    ▶ tool calc {"expr": "2+2"}
+    ✓ tool calc 50ms
+    ▶ final_answer {"answer": 4}
+    ✓ final_answer 10ms
+  ✓ action my_agent #1/3 220ms
+✓ smolagents run my_agent 1.7s 4 steps in=100 out=20
+"""
+
+
+# --- the plain sink -------------------------------------------------------------------------------------
+
+
+def test_plain_output_of_a_langgraph_run_is_one_indented_line_per_record() -> None:
+    assert plain(langgraph_run()) == LANGGRAPH_PLAIN
+
+
+def test_plain_output_of_a_smolagents_run_shows_step_numbers_and_progress() -> None:
+    assert plain(smolagents_run()) == SMOLAGENTS_PLAIN
+
+
+def test_plain_lines_start_with_the_records_own_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        buf = io.StringIO()
+        sink = PlainConsoleSink(buf, clock=FakeClock(0))
+        for r in langgraph_run()[:2]:
+            sink.handle(r)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert buf.getvalue() == ('22:13:20.000 ▶ langgraph run my_graph "what is\\nx?"\n'
+                              "22:13:20.001   ▶ node agent #1\n")
+
+
+def test_plain_sink_writes_ascii_symbols_and_escapes_to_a_stream_that_cannot_encode_them() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    sink = PlainConsoleSink(stream, show_time=False)
+    run = start("r1", None, 0, "langgraph", "run", "graph")
+    llm = start("l1", "r1", 1, "langgraph", "llm", "gpt-4o")
+    for r in [run, llm, event("l1", 2, c.EVENT_DELTA, {c.DELTA_TEXT: "héllo ✓"}),
+              end(llm, 3, status="error", error="boom"), end(run, 4)]:
+        sink.handle(r)
+    assert raw.getvalue().decode("ascii") == (
+        "> langgraph run graph\n"
+        "  > llm gpt-4o\n"
+        '  . llm gpt-4o "h\\xe9llo \\u2713"\n'
+        "  ! llm gpt-4o 2ms boom\n"
+        "+ langgraph run graph 4ms 1 step\n"
+    )
+
+
+def test_plain_sink_escapes_control_characters_and_truncates_long_text() -> None:
+    run = start("r1", None, 0, "langgraph", "run", "graph")
+    llm = start("l1", "r1", 1, "langgraph", "llm", "m")
+    text = "\x1b[31mred\x1b[0m\t" + "x" * 100
+    out = plain([run, llm, event("l1", 2, c.EVENT_DELTA, {c.DELTA_TEXT: text}, count=7)])
+    assert out.splitlines()[-1] == '  ⋯ llm m "\\x1b[31mred\\x1b[0m\\t' + "x" * 59 + '…" (7 chunks)'
+
+
+def test_plain_lines_of_concurrent_runs_carry_a_short_run_tag() -> None:
+    a = start("aaaa1111aaaa1111", None, 0, "langgraph", "run", "first", trace="ta")
+    b = start("bbbb2222bbbb2222", None, 1, "langgraph", "run", "second", trace="tb")
+    na = start("n1", "aaaa1111aaaa1111", 2, "langgraph", "node", "agent", trace="ta", index=1)
+    out = plain([a, b, na, end(na, 3), end(a, 4), end(b, 5)])
+    assert out == (
+        "▶ langgraph run first\n"
+        "[bbbb22] ▶ langgraph run second\n"
+        "[aaaa11]   ▶ node agent #1\n"
+        "[aaaa11]   ✓ node agent #1 1ms\n"
+        "[aaaa11] ✓ langgraph run first 4ms 1 step\n"
+        "✓ langgraph run second 4ms\n"
+    )
+
+
+def test_interrupted_steps_end_with_the_pause_symbol() -> None:
+    run = start("r1", None, 0, "langgraph", "run", "graph")
+    ask = start("n1", "r1", 1, "langgraph", "node", "ask", index=2)
+    out = plain([run, ask, event("n1", 2, c.EVENT_INTERRUPT, {c.CUSTOM_DATA: '{"question": "ok?"}'}),
+                 end(ask, 6, attrs={c.INTERRUPTED: True}), end(run, 7, attrs={c.INTERRUPTED: True})])
+    assert out == (
+        "▶ langgraph run graph\n"
+        "  ▶ node ask #2\n"
+        '  ⋯ node ask #2 interrupt {"question": "ok?"}\n'
+        "  ⏸ node ask #2 5ms interrupted\n"
+        "⏸ langgraph run graph 7ms 1 step interrupted\n"
+    )
+
+
+def test_odd_records_never_raise_and_still_print_a_line() -> None:
+    run = start("r1", None, 0, "langgraph", "run", "graph")
+    records = [
+        StepRecord("event", T0, "t9", "zz", None, "", {}),  # an event of a step we never saw start
+        StepRecord("start", T0, "t9", "c1", "missing-parent", "mystery", {}),  # no attributes at all
+        StepRecord("end", T0 + MS, "t9", "e1", None, "", {c.STEP_KIND: "tool", c.STEP_NAME: "late"}),
+        StepRecord("event", T0, "t9", "c1", None, "", {c.PROGRESS_CURRENT: "3"}, event=c.EVENT_PROGRESS),
+        StepRecord("end", T0 + 2 * MS, "t9", "c1", None, "mystery", {c.GEN_AI_INPUT_TOKENS: "12"},
+                   start_time_ns=T0),
+        StepRecord("start", T0, "t9", "", None, "no span id", {}),
+        run,
+        # parents that are not steps: a tool hangs under its trace's run, a run becomes a root
+        StepRecord("start", T0 + MS, "t1", "x1", "ghost", "orphan", {c.STEP_KIND: "tool", c.STEP_NAME: "t"}),
+        StepRecord("start", T0 + MS, "t1", "x2", "ghost", "nested",
+                   {c.STEP_KIND: "run", c.STEP_NAME: "inner"}),
+        StepRecord("end", T0 + 3 * MS, "t1", "x1", "ghost", "orphan", {}, start_time_ns=None,
+                   status="error", error=None),
+        StepRecord("end", T0 + 3 * MS, "t1", "x1", "ghost", "orphan", {}, status="ok"),  # a duplicate end
+    ]
+    assert plain(records) == (
+        "⋯ step ? event\n"
+        "[c1] ▶ step mystery\n"  # tagged: the step of the first event never ends, so it still runs
+        "[e1] ✓ tool late 0ms\n"
+        "[c1] ⋯ step mystery progress\n"
+        "[c1] ✓ step mystery 2ms\n"
+        "[r1] ▶ langgraph run graph\n"
+        "[r1]   ▶ tool t\n"
+        "[x2] ▶ run inner\n"
+        "[r1]   ✗ tool t 2ms error\n"
+        "[r1]   ✗ tool t 2ms error\n"
+    )
+
+
+# --- the state model and the live tree ------------------------------------------------------------------
+
+
+def test_live_tree_shows_running_steps_with_ticking_elapsed_time_and_streamed_text() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock)
+    feed(tree, clock, langgraph_run()[:5])
+    clock.now += 3 * MS  # no record for 3 ms: running steps keep counting
+    assert render(tree.renderable()) == (
+        "▶ langgraph run my_graph  23ms  step 1/25\n"
+        "└── ▶ node agent #1  22ms\n"
+        '    └── ▶ llm gpt-4o  21ms  "Hello\\nworld"\n'
+    )
+    feed(tree, clock, langgraph_run()[5:12])
+    assert render(tree.renderable()) == (
+        "▶ langgraph run my_graph  70ms  step 2/25  in=12 out=8\n"
+        "├── ✓ node agent #1  59ms  in=12 out=8  → tools\n"
+        "└── ▶ node tools #2  9ms\n"
+        "    └── ✓ tool search  8ms\n"
+    )
+
+
+def test_live_tree_shows_progress_messages_and_errors_of_running_runs() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock)
+    feed(tree, clock, smolagents_run()[:7])
+    feed(tree, clock, langgraph_run()[:-1])
+    assert render(tree.renderable()) == (
+        "▶ smolagents run my_agent  1.6s  step 1/3\n"
+        "├── ✓ planning my_agent #1  1.4s\n"
+        "└── ▶ action my_agent #1/3  100ms  step 1/3 calling calc\n"
+        "    └── ▶ tool calc  0ms\n"
+        "▶ langgraph run my_graph  1.6s  step 2/25  in=12 out=8\n"
+        "├── ✓ node agent #1  59ms  in=12 out=8  → tools\n"
+        "└── ✗ node tools #2  14ms  ValueError: boom\n"
+        "    └── ✓ tool search  8ms\n"
+    )
+
+
+def test_a_finished_run_leaves_the_live_region_and_its_tree_is_printed() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock)
+    feed(tree, clock, langgraph_run())
+    assert tree.running_runs() == []
+    assert render(tree.renderable()) == ""
+    [run] = tree.finished_runs()
+    assert render(tree.render_run(run)) == (
+        "✗ langgraph run my_graph  80ms  step 2/25  in=12 out=8  ValueError: boom\n"
+        "├── ✓ node agent #1  59ms  in=12 out=8  → tools\n"
+        '│   └── ✓ llm gpt-4o  52ms  in=12 out=8  calls search {"q": "x"}\n'
+        "└── ✗ node tools #2  14ms  ValueError: boom\n"
+        "    └── ✓ tool search  8ms\n"
+    )
+
+
+def test_step_tree_keeps_only_the_last_n_finished_runs() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock, max_finished_runs=3)
+    for i in range(5):
+        run = start(f"r{i}", None, i, "langgraph", "run", f"g{i}", trace=f"t{i}")
+        node = start(f"n{i}", f"r{i}", i, "langgraph", "node", "agent", trace=f"t{i}", index=1)
+        feed(tree, clock, [run, node, end(node, i + 0.5), end(run, i + 0.5)])
+    assert [r.name for r in tree.finished_runs()] == ["g2", "g3", "g4"]
+    assert not tree.known("t0", "n0") and not tree.known("t1", "r1")
+    assert tree.known("t2", "n2")
+
+
+def test_finished_children_beyond_the_limit_are_counted_not_kept() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock, max_children=3)
+    records = [start("r1", None, 0, "langgraph", "run", "loop", extra={c.STEP_MAX: 100})]
+    for i in range(1, 6):
+        node = start(f"n{i}", "r1", i, "langgraph", "node", "agent", index=i)
+        records += [node, end(node, i + 0.5)]
+    feed(tree, clock, records)
+    assert not tree.known("t1", "n1")
+    clock.now += 500_000
+    assert render(tree.renderable()) == (
+        "▶ langgraph run loop  6ms  step 5/100\n"
+        "├── … 2 earlier steps\n"
+        "├── ✓ node agent #3  0ms\n"
+        "├── ✓ node agent #4  0ms\n"
+        "└── ✓ node agent #5  0ms\n"
+    )
+
+
+def test_live_region_shows_only_the_latest_finished_children_but_every_running_one() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock)
+    records = [start("r1", None, 0, "langgraph", "run", "fan"),
+               start("slow", "r1", 1, "langgraph", "node", "slow", index=1)]
+    for i in range(2, 10):
+        node = start(f"n{i}", "r1", i, "langgraph", "node", "fast", index=i)
+        records += [node, end(node, i + 0.25)]
+    feed(tree, clock, records)
+    assert render(tree.renderable()) == (
+        "▶ langgraph run fan  9ms  step 9\n"
+        "├── … 2 earlier steps\n"
+        "├── ▶ node slow #1  8ms\n"
+        "├── ✓ node fast #4  0ms\n"
+        "├── ✓ node fast #5  0ms\n"
+        "├── ✓ node fast #6  0ms\n"
+        "├── ✓ node fast #7  0ms\n"
+        "├── ✓ node fast #8  0ms\n"
+        "└── ✓ node fast #9  0ms\n"
+    )
+
+
+def test_step_tree_is_safe_to_feed_and_render_from_several_threads() -> None:
+    tree = StepTree()
+    stop = threading.Event()
+
+    def renderer() -> None:
+        while not stop.is_set():
+            render(tree.renderable())
+
+    t = threading.Thread(target=renderer)
+    t.start()
+    try:
+        for i in range(200):
+            run = start(f"r{i}", None, i, "langgraph", "run", "g", trace=f"t{i}")
+            node = start(f"n{i}", f"r{i}", i, "langgraph", "node", "a", trace=f"t{i}", index=1)
+            for r in [run, node, end(node, i + 0.5), end(run, i + 0.5)]:
+                tree.feed(r)
+    finally:
+        stop.set()
+        t.join()
+    assert len(tree.finished_runs()) == 20 and tree.running_runs() == []
+
+
+# --- the live sink --------------------------------------------------------------------------------------
+
+
+def test_live_sink_prints_each_finished_run_once_and_the_running_ones_at_close() -> None:
+    clock = FakeClock()
+    console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False)
+    sink = LiveConsoleSink(console, clock=clock)
+    for r in langgraph_run() + smolagents_run()[:5]:
+        clock.now = r.time_ns
+        sink.handle(r)
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert printed.count("langgraph run my_graph") == 1
+    assert "smolagents" not in printed
+    assert [r.name for r in sink.tree.running_runs()] == ["my_agent"]
+    sink.close()
+    assert console.file.getvalue() == (  # type: ignore[attr-defined]
+        "✗ langgraph run my_graph  80ms  step 2/25  in=12 out=8  ValueError: boom\n"
+        "├── ✓ node agent #1  59ms  in=12 out=8  → tools\n"
+        '│   └── ✓ llm gpt-4o  52ms  in=12 out=8  calls search {"q": "x"}\n'
+        "└── ✗ node tools #2  14ms  ValueError: boom\n"
+        "    └── ✓ tool search  8ms\n"
+        "▶ smolagents run my_agent  1.5s  step 1/3\n"
+        "├── ✓ planning my_agent #1  1.4s\n"
+        "└── ▶ action my_agent #1/3  0ms\n"
+    )
+
+
+def test_live_sink_close_returns_promptly_twice_and_from_another_thread() -> None:
+    console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=True)
+    sink = LiveConsoleSink(console, refresh_per_second=50)
+    for r in smolagents_run()[:5]:
+        sink.handle(r)
+    time.sleep(0.05)  # let the refresh thread draw a few frames
+    t0 = time.monotonic()
+    closer = threading.Thread(target=sink.close)
+    closer.start()
+    closer.join(1.0)
+    assert not closer.is_alive()
+    sink.close()
+    assert time.monotonic() - t0 < 1.0
+    sink.handle(smolagents_run()[5])  # records after close are ignored
+    assert console.file.getvalue().endswith("\x1b[?25h")  # type: ignore[attr-defined]  # cursor shown again
+
+
+def test_live_sink_leaves_stdout_and_stderr_alone_when_not_the_same_terminal() -> None:
+    import sys
+
+    out, err = sys.stdout, sys.stderr
+    console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=True)
+    sink = LiveConsoleSink(console, refresh_per_second=50)
+    sink.handle(smolagents_run()[0])
+    try:
+        assert sys.stdout is out and sys.stderr is err
+    finally:
+        sink.close()
+
+
+def test_same_terminal_is_true_only_for_one_terminal_device() -> None:
+    import os
+    import pty
+
+    from massgen_tracing._internal.console import _same_terminal
+
+    m1, s1 = pty.openpty()
+    m2, s2 = pty.openpty()
+    try:
+        with open(s1, "w", closefd=False) as a, open(s1, "w", closefd=False) as b, \
+                open(s2, "w", closefd=False) as other:
+            assert _same_terminal(a, b)
+            assert not _same_terminal(a, other)
+            assert not _same_terminal(a, io.StringIO())
+    finally:
+        for fd in (m1, s1, m2, s2):
+            os.close(fd)
+
+
+# --- choosing a sink ------------------------------------------------------------------------------------
+
+
+def test_make_console_sink_picks_live_only_for_a_real_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import pty
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert isinstance(make_console_sink("auto", io.StringIO()), PlainConsoleSink)
+    assert isinstance(make_console_sink("plain", io.StringIO()), PlainConsoleSink)
+    assert isinstance(make_console_sink(" Live ", io.StringIO()), LiveConsoleSink)
+    assert make_console_sink("off", io.StringIO()) is None
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", closefd=False) as tty:
+            assert isinstance(make_console_sink("auto", tty), LiveConsoleSink)
+            monkeypatch.setenv("TERM", "dumb")
+            assert isinstance(make_console_sink("auto", tty), PlainConsoleSink)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_make_console_sink_names_the_bad_value_and_the_allowed_ones() -> None:
+    with pytest.raises(ValueError) as info:
+        make_console_sink("fancy")
+    assert str(info.value) == "console mode 'fancy' is not one of: auto, live, plain, off"
+
+
+# --- the recorded fixtures ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, build",
+                         [("langgraph_run", langgraph_run), ("smolagents_run", smolagents_run)])
+def test_recorded_fixtures_match_the_hand_built_runs(name: str, build: Any) -> None:
+    with open(DATA / f"{name}.jsonl", encoding="utf-8") as f:
+        assert [r.to_dict() for r in read_jsonl(f)] == [r.to_dict() for r in build()]
