@@ -264,3 +264,39 @@ def test_shutdown_is_bounded_when_a_sink_hangs_and_closes_healthy_sinks():
     hang.set()
     assert elapsed < 1.5
     assert ok.closed == 1 and summary(ok.records) == [("start", "n"), ("end", "n")]
+
+
+@pytest.mark.parametrize("broken", ["_clean", "_emit"])
+def test_our_failure_in_event_end_or_redaction_hooks_never_reaches_the_program(monkeypatch, broken):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=Redactor())
+    with tracer.start_as_current_span("n", attributes=step("node", "n")) as s:
+        monkeypatch.setattr(proc, broken, lambda *a, **k: 1 / 0)
+        s.add_event(c.EVENT_PROGRESS, {c.PROGRESS_MESSAGE: "still going with sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"})
+        s.set_attribute(c.OUTPUT_VALUE, "done")
+        value = "host result"
+    assert value == "host result"
+    # the span and its event still reach the exporter whole, whatever hook failed
+    (span,) = exporter.get_finished_spans()
+    assert [e.name for e in span.events] == [c.EVENT_PROGRESS]
+    assert span.attributes[c.OUTPUT_VALUE] == "done"
+
+
+def test_a_failing_redaction_at_span_end_leaves_the_span_exportable(monkeypatch):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+
+    class BrokenRedactor(Redactor):
+        def value(self, v):
+            raise RuntimeError("regex engine broke")
+
+    tracer, _proc, exporter = make([ListSink()], redactor=BrokenRedactor())
+    secret = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"
+    with tracer.start_as_current_span("n", attributes=step("node", "n")) as s:
+        s.add_event(c.EVENT_PROGRESS, {c.PROGRESS_MESSAGE: f"using {secret}", c.PROGRESS_CURRENT: 2})
+        s.set_attribute(c.OUTPUT_VALUE, f"key {secret}")
+    (span,) = exporter.get_finished_spans()
+    # the span is still exported, and with redaction broken every string is hidden rather than leaked
+    assert span.attributes[c.OUTPUT_VALUE] == "[REDACTED:redaction failed]"
+    assert dict(span.events[0].attributes) == {c.PROGRESS_MESSAGE: "[REDACTED:redaction failed]",
+                                               c.PROGRESS_CURRENT: 2}

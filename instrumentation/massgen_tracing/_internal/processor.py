@@ -16,13 +16,18 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from massgen_tracing._internal import convention as c
-from massgen_tracing._internal.guard import internal, report_internal_error
+from massgen_tracing._internal.guard import internal, report_internal_error, strict
 from massgen_tracing._internal.records import StepRecord
 from massgen_tracing._internal.redact import Redactor
 from massgen_tracing._internal.sinks import Sink
 
 logger = logging.getLogger("massgen_tracing")
 _STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}
+
+
+def _mask_all(attrs: Any) -> dict[str, Any]:
+    """When redaction itself fails, hide every string rather than risk exporting a secret."""
+    return {k: "[REDACTED:redaction failed]" if isinstance(v, (str, tuple, list)) else v for k, v in attrs.items()}
 
 
 def _hex_span(span_id: int) -> str:
@@ -242,9 +247,15 @@ class LiveStepProcessor(SpanProcessor):
 
         def _add_event(event: Event) -> None:
             redacted = event
-            with internal("processor.event"):
-                if processor._redactor is not None and event.attributes:
-                    redacted = Event(event.name, processor._clean_event_attrs(event.attributes), event.timestamp)
+            if processor._redactor is not None and event.attributes:
+                try:
+                    attrs = processor._clean_event_attrs(event.attributes)
+                except Exception as exc:  # never raise into the host, never leak either
+                    if strict():
+                        raise
+                    report_internal_error("processor.event redaction", exc)
+                    attrs = _mask_all(event.attributes)
+                redacted = Event(event.name, attrs, event.timestamp)
             original(redacted)
             if start is None:
                 return
@@ -275,15 +286,19 @@ class LiveStepProcessor(SpanProcessor):
         red = self._redactor
         if red is None:
             return
-        with internal("processor.redact"):
-            bounded = span._attributes
-            store = getattr(bounded, "_dict", None)
-            if store is None:
-                return
+        store = getattr(span._attributes, "_dict", None)
+        if store is None:
+            return
+        try:
             for k, v in list(store.items()):
                 nv = red.value(v)
                 if nv is not v:
                     store[k] = nv
+        except Exception as exc:  # never raise into the host, never leak either
+            if strict():
+                raise
+            report_internal_error("processor.redact", exc)
+            store.update(_mask_all(store))
 
     def on_end(self, span: ReadableSpan) -> None:
         with internal("processor.on_end"):
