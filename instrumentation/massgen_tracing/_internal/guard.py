@@ -43,7 +43,7 @@ def internal(site: str) -> Iterator[None]:
     """Wrap a block of *our* code (never the user's call) so it cannot raise into the host."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001  # the whole point: our errors never reach the host
+    except Exception as exc:  # the whole point: our errors never reach the host
         if strict():
             raise
         report_internal_error(site, exc)
@@ -57,7 +57,7 @@ def guarded(site: str, default: Any = None) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001  # see `internal`
+            except Exception as exc:  # see `internal`
                 if strict():
                     raise
                 report_internal_error(site, exc)
