@@ -14,12 +14,9 @@ DEFAULT_FILE = "massgen-trace-demo.jsonl"
 
 
 def _langgraph_demo(pace: float) -> str:
-    from typing import Annotated, TypedDict
-
-    from langchain_core.messages import AnyMessage, HumanMessage
+    from langchain_core.messages import HumanMessage
     from langchain_core.tools import tool
-    from langgraph.graph import END, START, StateGraph
-    from langgraph.graph.message import add_messages
+    from langgraph.graph import END, START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
 
     from massgen_tracing.testing.langchain_models import ScriptedChatModel, tool_call
@@ -34,9 +31,6 @@ def _langgraph_demo(pace: float) -> str:
     def word_count(text: str) -> int:
         """Count the words in a text."""
         return len(text.split())
-
-    class State(TypedDict):
-        messages: Annotated[list[AnyMessage], add_messages]
 
     model = ScriptedChatModel(
         replies=[
@@ -53,13 +47,13 @@ def _langgraph_demo(pace: float) -> str:
     )
     agent_model = model.bind_tools([search, word_count])
 
-    def agent(state: State) -> dict[str, Any]:
+    def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [agent_model.invoke(state["messages"])]}
 
-    def writer(state: State) -> dict[str, Any]:
+    def writer(state: MessagesState) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
 
-    builder = StateGraph(State)
+    builder = StateGraph(MessagesState)
     builder.add_node("agent", agent)
     builder.add_node("tools", ToolNode([search, word_count]))
     builder.add_node("writer", writer)
