@@ -8,4 +8,12 @@ PY=${PYTHON:-python3}
 # uv resolves and installs in seconds where pip takes minutes (and pip gives up on massgen's tree).
 .venv/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
 .venv/bin/python -m uv pip install -q --python .venv/bin/python -e ".[test]"
+# Phoenix, the end-to-end test's backend (tests/phoenix), gets its own venv so its ~700 MB of pins never
+# move ours. Pinned: the test relies on this version's offline switches and REST API.
+PHOENIX_VERSION=20.26.1
+[ -x .venv-phoenix/bin/python ] || "$PY" -m venv .venv-phoenix
+if ! .venv-phoenix/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('arize-phoenix') != '$PHOENIX_VERSION')" 2>/dev/null; then
+  .venv-phoenix/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
+  .venv-phoenix/bin/python -m uv pip install -q --python .venv-phoenix/bin/python "arize-phoenix==$PHOENIX_VERSION"
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -10,9 +10,33 @@ import importlib.util
 import sys
 from typing import Any
 
-# Module whose import completing means the framework can be instrumented safely (fully initialised).
-_TRIGGERS = {"langgraph": "langgraph.pregel", "smolagents": "smolagents"}
+# A framework is instrumented when the outermost import of any of its modules has finished: a hook on
+# one fixed module would fire while its importers are still half-initialised (circular-import errors).
+_FRAMEWORKS = ("langgraph", "smolagents")
 _done: set[str] = set()
+
+
+def _framework_of(fullname: str) -> str | None:
+    for fw in _FRAMEWORKS:
+        if fw not in _done and (fullname == fw or fullname.startswith(fw + ".")):
+            return fw
+    return None
+
+
+def _still_importing(framework: str, just_loaded: str) -> bool:
+    prefix = framework + "."
+    for name, module in list(sys.modules.items()):
+        # The module whose exec_module we are in is still flagged as initialising by importlib.
+        if name != just_loaded and (name == framework or name.startswith(prefix)):
+            spec = getattr(module, "__spec__", None)
+            if spec is not None and getattr(spec, "_initializing", False):
+                return True
+    return False
+
+
+def _on_module_loaded(framework: str, just_loaded: str = "") -> None:
+    if framework not in _done and not _still_importing(framework, just_loaded):
+        _activate(framework)
 
 
 def _activate(framework: str) -> None:
@@ -53,7 +77,7 @@ class _HookLoader:
         finally:
             if getattr(module, "__spec__", None) is not None:
                 module.__spec__.loader = self._loader  # leave no trace of us on the module
-        _activate(self._framework)
+        _on_module_loaded(self._framework, getattr(module, "__name__", ""))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -66,7 +90,7 @@ class _PostImportFinder:
         self._busy: set[str] = set()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        framework = _BY_MODULE.get(fullname)
+        framework = _framework_of(fullname)
         if framework is None or fullname in self._busy:
             return None
         self._busy.add(fullname)
@@ -85,13 +109,10 @@ class _PostImportFinder:
         pass
 
 
-_BY_MODULE = {module: fw for fw, module in _TRIGGERS.items()}
-
-
 def _install() -> None:
-    for framework, module in _TRIGGERS.items():
-        if module in sys.modules:  # imported before us (e.g. bootstrap imported late): act now
-            _activate(framework)
+    for framework in _FRAMEWORKS:
+        if framework in sys.modules:  # imported before us (e.g. bootstrap imported late): act now
+            _on_module_loaded(framework)
     sys.meta_path.insert(0, _PostImportFinder())
 
 

@@ -1,0 +1,223 @@
+"""Activation by environment variables alone: ordinary scripts, run in a subprocess, traced with no code change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from massgen_tracing.testing.otlp_receiver import OtlpReceiver
+
+LANGGRAPH_APP = """
+    from langchain_core.messages import HumanMessage
+    from langchain_core.tools import tool
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    from massgen_tracing.testing.langchain_models import ScriptedChatModel, tool_call
+
+
+    @tool
+    def add(a: int, b: int) -> int:
+        \"\"\"Add two numbers.\"\"\"
+        return a + b
+
+
+    model = ScriptedChatModel(replies=[[tool_call("add", {"a": 2, "b": 3})], "2 + 3 = 5"], model_name="m1")
+    bound = model.bind_tools([add])
+
+
+    def agent(state: MessagesState):
+        return {"messages": [bound.invoke(state["messages"])]}
+
+
+    g = StateGraph(MessagesState)
+    g.add_node("agent", agent)
+    g.add_node("tools", ToolNode([add]))
+    g.add_edge(START, "agent")
+    g.add_conditional_edges("agent", tools_condition)
+    g.add_edge("tools", "agent")
+    graph = g.compile(name="adder")
+    print(graph.invoke({"messages": [HumanMessage("What is 2 + 3?")]})["messages"][-1].content)
+"""
+
+SMOLAGENTS_APP = """
+    from smolagents import ToolCallingAgent, tool
+
+    from massgen_tracing.testing.smolagents_models import ScriptedModel, final_answer, tool_call
+
+
+    @tool
+    def add(a: int, b: int) -> int:
+        \"\"\"Add two numbers.
+
+        Args:
+            a: first
+            b: second
+        \"\"\"
+        return a + b
+
+
+    model = ScriptedModel([tool_call("add", a=2, b=3), final_answer("5")], model_id="m2")
+    agent = ToolCallingAgent(tools=[add], model=model, max_steps=4, name="adder_agent", verbosity_level=0)
+    print(agent.run("What is 2 + 3?"))
+"""
+
+
+def run_app(tmp_path: Path, source: str, env_extra: dict[str, str], argv_prefix: list[str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(source))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "MASSGEN_TRACING", "PHOENIX_", "OPENINFERENCE_"))}
+    env.update(env_extra)
+    cmd = [*(argv_prefix or [sys.executable]), str(script)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+
+def steps_of(spans) -> list[tuple[str, str, str]]:
+    return sorted((s.attributes["massgen.framework"], s.attributes["massgen.step.kind"], s.attributes["massgen.step.name"])
+                  for s in spans if "massgen.step.kind" in s.attributes)
+
+
+def assert_one_connected_trace(spans) -> None:
+    ids = {s.span_id for s in spans}
+    assert len({s.trace_id for s in spans}) == 1
+    roots = [s for s in spans if s.parent_span_id is None]
+    assert len(roots) == 1 and roots[0].attributes.get("massgen.step.kind") == "run"
+    assert all(s.parent_span_id in ids for s in spans if s.parent_span_id is not None), "orphan spans"
+
+
+LANGGRAPH_STEPS = [
+    ("langgraph", "llm", "m1"), ("langgraph", "llm", "m1"),
+    ("langgraph", "node", "agent"), ("langgraph", "node", "agent"), ("langgraph", "node", "tools"),
+    ("langgraph", "run", "adder"), ("langgraph", "tool", "add"),
+]
+LANGGRAPH_PLAIN = [
+    "▶ langgraph run adder",
+    "▶ node agent #1",
+    "▶ llm m1",
+    "✓ llm m1",
+    "✓ node agent #1",
+    "▶ node tools #2",
+    "▶ tool add",
+    "✓ tool add",
+    "✓ node tools #2",
+    "▶ node agent #3",
+    "▶ llm m1",
+    "✓ llm m1",
+    "✓ node agent #3",
+    "✓ langgraph run adder",
+]
+
+
+def plain_steps(stderr: str) -> list[str]:
+    """The plain view's start/end lines, without time, indentation or the variable tail."""
+    out = []
+    for line in stderr.splitlines():
+        body = line[13:].strip() if line[:2].isdigit() else line.strip()
+        if body[:1] in ("▶", "✓", "✗"):
+            words = body.split()
+            keep = 3 if words[1] == "langgraph" or words[1] == "smolagents" else 2
+            out.append(" ".join(words[: keep + 1 + (1 if len(words) > keep + 1 and words[keep + 1].startswith("#") else 0)]))
+    return out
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_env_var_alone_traces_an_ordinary_langgraph_script_live_and_to_otlp(tmp_path, protocol):
+    with OtlpReceiver() as rx:
+        endpoint = rx.grpc_endpoint if protocol == "grpc" else rx.http_base
+        out = run_app(tmp_path, LANGGRAPH_APP, {
+            "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_SERVICE_NAME": "adder-app", "MASSGEN_TRACING_FILE": str(tmp_path / "run.jsonl"),
+        })
+        assert out.returncode == 0, out.stderr
+        spans = rx.wait_for(1, timeout=5)
+    # the program's own output is untouched
+    assert out.stdout == "2 + 3 = 5\n"
+    assert plain_steps(out.stderr) == LANGGRAPH_PLAIN
+    step_spans = [s for s in spans if "massgen.step.kind" in s.attributes]
+    assert steps_of(step_spans) == LANGGRAPH_STEPS
+    assert_one_connected_trace(spans)
+    assert {s.resource["service.name"] for s in spans} == {"adder-app"}
+    llm = [s for s in step_spans if s.attributes["massgen.step.kind"] == "llm"]
+    assert [(s.attributes["gen_ai.usage.input_tokens"] > 0, s.attributes["gen_ai.operation.name"]) for s in llm] == [
+        (True, "chat"), (True, "chat")]
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records].count("start") == len(step_spans)
+    assert [r["type"] for r in records].count("end") == len(step_spans)
+
+
+def test_env_var_alone_traces_an_ordinary_smolagents_script_live_and_to_otlp(tmp_path):
+    with OtlpReceiver() as rx:
+        out = run_app(tmp_path, SMOLAGENTS_APP, {
+            "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": rx.http_endpoint,
+        })
+        assert out.returncode == 0, out.stderr
+        spans = rx.wait_for(1, timeout=5)
+    assert out.stdout == "5\n"
+    assert steps_of(spans) == [
+        ("smolagents", "action", "adder_agent"), ("smolagents", "action", "adder_agent"),
+        ("smolagents", "final_answer", "final_answer"),
+        ("smolagents", "llm", "m2"), ("smolagents", "llm", "m2"),
+        ("smolagents", "run", "adder_agent"), ("smolagents", "tool", "add"),
+    ]
+    assert_one_connected_trace(spans)
+    assert plain_steps(out.stderr)[0] == "▶ smolagents run adder_agent"
+    assert plain_steps(out.stderr)[-1] == "✓ smolagents run adder_agent"
+
+
+def test_without_the_variable_nothing_of_ours_is_imported_or_patched(tmp_path):
+    out = run_app(tmp_path, LANGGRAPH_APP + """
+    import sys
+    print(sorted(m for m in sys.modules if m.startswith(("massgen_tracing._internal", "openinference"))
+                 and m != "massgen_tracing.testing"))
+    """, {})
+    assert out.returncode == 0, out.stderr
+    # the script imports massgen_tracing.testing for its scripted model; nothing else of ours loads
+    assert out.stdout == "2 + 3 = 5\n[]\n"
+    assert out.stderr == ""
+
+
+def test_a_bad_variable_prints_one_line_and_the_program_runs_on(tmp_path):
+    out = run_app(tmp_path, SMOLAGENTS_APP, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "fancy",
+                                             "OTEL_TRACES_EXPORTER": "none"})
+    assert out.returncode == 0
+    assert out.stdout == "5\n"
+    assert out.stderr.splitlines()[0] == (
+        "massgen-tracing: MASSGEN_TRACING_CONSOLE='fancy' is not valid: expected one of auto, live, plain, off; "
+        "using auto.")
+
+
+def test_opentelemetry_instrument_loads_our_instrumentors_and_the_live_view(tmp_path):
+    with OtlpReceiver(grpc=False) as rx:
+        out = run_app(tmp_path, LANGGRAPH_APP, {
+            "MASSGEN_TRACING_CONSOLE": "plain", "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_base,
+            "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+        }, argv_prefix=[str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable])
+        assert out.returncode == 0, out.stderr
+        spans = rx.wait_for(1, timeout=5)
+    assert out.stdout == "2 + 3 = 5\n"
+    assert steps_of([s for s in spans if "massgen.step.kind" in s.attributes]) == LANGGRAPH_STEPS
+    assert plain_steps(out.stderr) == LANGGRAPH_PLAIN
+
+
+def test_a_failure_in_our_activation_never_breaks_the_program(tmp_path):
+    # MASSGEN_TRACING_QUEUE_SIZE is valid, but the console factory is made to fail inside our code.
+    out = run_app(tmp_path, """
+        import massgen_tracing._internal.console as console
+        def broken(*a, **k):
+            raise RuntimeError("our bug")
+        console.make_console_sink = broken
+    """ + SMOLAGENTS_APP, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_STRICT": "0"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "5\n"
+    assert "internal error in activation of smolagents" in out.stderr
