@@ -212,12 +212,14 @@ def test_opentelemetry_instrument_loads_our_instrumentors_and_the_live_view(tmp_
 
 def test_a_failure_in_our_activation_never_breaks_the_program(tmp_path):
     # MASSGEN_TRACING_QUEUE_SIZE is valid, but the console factory is made to fail inside our code.
-    out = run_app(tmp_path, """
+    prelude = textwrap.dedent("""
         import massgen_tracing._internal.console as console
         def broken(*a, **k):
             raise RuntimeError("our bug")
         console.make_console_sink = broken
-    """ + SMOLAGENTS_APP, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_STRICT": "0"})
+    """)
+    out = run_app(tmp_path, prelude + textwrap.dedent(SMOLAGENTS_APP),
+                  {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_STRICT": "0"})
     assert out.returncode == 0, out.stderr
     assert out.stdout == "5\n"
     assert "internal error in activation of smolagents" in out.stderr

@@ -128,10 +128,14 @@ class _SinkWorker:
                 self._cond.wait(left)
         return True
 
-    def close(self, deadline: float) -> bool:
+    def begin_close(self) -> None:
+        """Stop taking records; the thread delivers what is queued, then closes the sink."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+
+    def close(self, deadline: float) -> bool:
+        self.begin_close()
         return self._closed.wait(max(0.0, deadline - time.monotonic()))
 
     def pending(self) -> int:
@@ -342,8 +346,9 @@ class LiveStepProcessor(SpanProcessor):
         self._shut = True
         with internal("processor.shutdown"):
             deadline = time.monotonic() + self._shutdown_timeout
+            # All sinks drain in parallel, so one hung sink cannot eat the others' share of the budget.
             for w in self._workers:
-                w.flush(deadline)
+                w.begin_close()
             for w in self._workers:
                 if not w.close(deadline):
                     logger.warning("massgen-tracing: sink %s did not finish within %.1fs at shutdown; "

@@ -243,6 +243,14 @@ def configure(
         return _state
 
 
+def attach_live_pipeline() -> None:
+    """For instrumentors loaded by `opentelemetry-instrument` (no tracer_provider given): join the global
+    provider the distro built with the live pipeline, once. Never raises."""
+    with internal("attach live pipeline"):
+        if _state is None and not _lock._is_owned():  # type: ignore[attr-defined]  # RLock: not inside configure()
+            configure(instrument=False)
+
+
 def instrument_frameworks(frameworks: Iterable[str], provider: Any | None = None) -> list[Any]:
     """Instrument each named framework that is installed; a missing one is skipped silently."""
     import importlib.util

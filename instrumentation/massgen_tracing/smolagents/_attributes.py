@@ -1,0 +1,304 @@
+"""Attributes of each smolagents step span: the shared convention plus OpenInference's own keys.
+
+OpenInference's smolagents attribute helpers are reused so Phoenix renders these spans natively.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from typing import Any
+
+from openinference.instrumentation import (
+    TraceConfig,
+    get_attributes_from_context,
+    infer_llm_provider_from_host,
+    safe_json_dumps,
+)
+
+# Private helpers of the pinned openinference-instrumentation-smolagents (<0.2 in pyproject);
+# tests/smolagents check that the OpenInference keys they produce are still there.
+from openinference.instrumentation.smolagents import _wrappers as oi
+from openinference.semconv.trace import SpanAttributes
+
+from massgen_tracing._internal import convention as c
+
+FRAMEWORK = "smolagents"
+JSON = "application/json"
+TEXT = "text/plain"
+MAX_STATUS_LENGTH = 1000
+
+# Content keys that OpenInference's hide_inputs / hide_outputs must cover too (its own masking
+# misses the smolagents.* ones).
+_INPUT_KEYS = frozenset({c.RUN_INPUT, c.TOOL_ARGUMENTS, c.CODE, "smolagents.task", "smolagents.additional_args"})
+_OUTPUT_KEYS = frozenset({c.PLAN, c.MODEL_OUTPUT, c.OBSERVATIONS, c.TOOL_RESULT, c.DELTA_TEXT, c.LOG_TEXT,
+                          c.CODE_ERROR_LINE})
+
+
+class Content:
+    """Applies OpenInference's TraceConfig (and so `capture_content=false`) to every attribute we set.
+
+    With nothing hidden (the default) `mask` returns its argument untouched: no per-key work.
+    """
+
+    def __init__(self, config: TraceConfig) -> None:
+        self.config = config
+        self.active = any(getattr(config, f.name) for f in fields(config) if f.name.startswith("hide_"))
+
+    def mask(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not self.active:
+            return attrs
+        out: dict[str, Any] = {}
+        for key, value in attrs.items():
+            # Our content keys follow the rule of OpenInference's generic input/output keys.
+            as_key = (SpanAttributes.INPUT_VALUE if key in _INPUT_KEYS
+                      else SpanAttributes.OUTPUT_VALUE if key in _OUTPUT_KEYS else key)
+            masked = self.config.mask(as_key, value)
+            if masked is not None:
+                out[key] = masked
+        return out
+
+
+def agent_name(agent: Any) -> str:
+    return getattr(agent, "name", None) or type(agent).__name__
+
+
+def model_name(model: Any) -> str:
+    return getattr(model, "model_id", None) or type(model).__name__
+
+
+def text(value: Any) -> str:
+    """An attribute-safe string: str as is, anything else as JSON."""
+    return value if isinstance(value, str) else safe_json_dumps(value)
+
+
+def status_description(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_STATUS_LENGTH]
+
+
+def with_context(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Adds OpenInference context attributes (`using_session`, `using_metadata`, ...)."""
+    attrs.update(get_attributes_from_context())
+    return attrs
+
+
+# --- run ---------------------------------------------------------------------------------------------
+def run_start(agent: Any, task: Any, max_steps: int, additional_args: Any) -> tuple[str, dict[str, Any]]:
+    name = agent_name(agent)
+    attrs = c.step_attributes(FRAMEWORK, "run", name, extra={c.STEP_MAX: max_steps})
+    task_text = text(task)
+    attrs[c.RUN_INPUT] = task_text
+    attrs[SpanAttributes.INPUT_VALUE] = task_text
+    attrs[SpanAttributes.INPUT_MIME_TYPE] = TEXT
+    # OpenInference's run attributes (its own wrapper reads the previous run's task; we use this one).
+    attrs["smolagents.task"] = task_text
+    attrs["smolagents.max_steps"] = max_steps
+    attrs["smolagents.tools_names"] = list(getattr(agent, "tools", {}) or {})
+    if additional_args:
+        attrs["smolagents.additional_args"] = safe_json_dumps(additional_args)
+    for i, managed in enumerate((getattr(agent, "managed_agents", None) or {}).values()):
+        attrs[f"smolagents.managed_agents.{i}.name"] = agent_name(managed)
+        if description := getattr(managed, "description", None):
+            attrs[f"smolagents.managed_agents.{i}.description"] = description
+    return f"invoke_agent {name}", with_context(attrs)
+
+
+def run_end(output: Any, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        c.GEN_AI_INPUT_TOKENS: input_tokens,
+        c.GEN_AI_OUTPUT_TOKENS: output_tokens,
+        SpanAttributes.LLM_TOKEN_COUNT_PROMPT: input_tokens,
+        SpanAttributes.LLM_TOKEN_COUNT_COMPLETION: output_tokens,
+        SpanAttributes.LLM_TOKEN_COUNT_TOTAL: input_tokens + output_tokens,
+    }
+    if output is not None:
+        attrs[SpanAttributes.OUTPUT_VALUE] = str(output)
+        attrs[SpanAttributes.OUTPUT_MIME_TYPE] = TEXT
+    return attrs
+
+
+# --- planning and action steps -----------------------------------------------------------------------
+def planning_start(agent: Any, index: int | None, max_steps: int) -> tuple[str, dict[str, Any]]:
+    name = agent_name(agent)
+    attrs = c.step_attributes(FRAMEWORK, "planning", name, index=index,
+                              extra={c.STEP_MAX: max_steps, c.GEN_AI_AGENT_NAME: name})
+    return f"plan {name}", with_context(attrs)
+
+
+def planning_end(planning_step: Any) -> dict[str, Any]:
+    if planning_step is None:
+        return {}
+    plan = getattr(planning_step, "plan", None)
+    attrs: dict[str, Any] = {}
+    if plan is not None:
+        attrs[c.PLAN] = plan
+        attrs[SpanAttributes.OUTPUT_VALUE] = plan
+        attrs[SpanAttributes.OUTPUT_MIME_TYPE] = TEXT
+    message = getattr(planning_step, "model_output_message", None)
+    if message is not None and message.content is not None:
+        attrs[c.MODEL_OUTPUT] = text(message.content)
+    return attrs
+
+
+def action_start(agent: Any, index: int, max_steps: int) -> tuple[str, dict[str, Any]]:
+    name = agent_name(agent)
+    attrs = c.step_attributes(FRAMEWORK, "action", name, index=index,
+                              extra={c.STEP_MAX: max_steps, c.GEN_AI_AGENT_NAME: name})
+    return f"Step {index}", with_context(attrs)
+
+
+def action_end(memory_step: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if memory_step is None:
+        return attrs
+    if (output := memory_step.model_output) is not None:
+        attrs[c.MODEL_OUTPUT] = text(output)
+    if memory_step.tool_calls:
+        attrs[c.TOOL_CALLS] = [call.name for call in memory_step.tool_calls]
+    if (code := memory_step.code_action) is not None:
+        attrs[c.CODE] = code
+    if (observations := memory_step.observations) is not None:
+        attrs[c.OBSERVATIONS] = observations
+        attrs[SpanAttributes.OUTPUT_VALUE] = observations
+        attrs[SpanAttributes.OUTPUT_MIME_TYPE] = TEXT
+    return attrs
+
+
+def decision_event(name: str, arguments: Any) -> dict[str, Any]:
+    return {c.TOOL_CALL_NAME: name, c.TOOL_CALL_ARGUMENTS: text(arguments)}
+
+
+_EXECUTION_LINE = re.compile(r"Code execution failed at line '(?P<line>.*?)' due to: ", re.DOTALL)
+_PARSING_LINE = re.compile(r"Code parsing failed on line \d+ due to: [^\n]*\n(?P<line>[^\n]*)")
+
+
+def code_error_line(exc: BaseException) -> str | None:
+    """The failing statement of a CodeAgent execution or parsing error, from smolagents' message."""
+    message = str(exc)
+    match = _EXECUTION_LINE.search(message) or _PARSING_LINE.search(message)
+    return match.group("line") if match else None
+
+
+# --- model calls -------------------------------------------------------------------------------------
+_MISSING = object()
+_SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], Any] = weakref.WeakKeyDictionary()
+
+
+def bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's arguments by parameter name, without `self` (signatures cached per function)."""
+    sig = _SIGNATURES.get(fn, _MISSING)
+    if sig is _MISSING:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            sig = None
+        _SIGNATURES[fn] = sig
+    if sig is not None:
+        try:
+            arguments = dict(sig.bind(*args, **kwargs).arguments)
+        except TypeError:
+            pass  # the user's call is wrong; it raises its own error right after
+        else:
+            arguments.pop("self", None)
+            return arguments
+    return {"args": list(args[1:]), **kwargs}
+
+
+def llm_provider(model: Any) -> str | None:
+    provider = oi.infer_llm_provider_from_class_name(model)
+    if provider is None and (host := oi.extract_llm_endpoint_from_sdk_instance(model)):
+        provider = infer_llm_provider_from_host(host)
+    return provider.value if provider is not None else None
+
+
+def llm_start(model: Any, arguments: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = model_name(model)
+    provider = llm_provider(model)
+    attrs = c.step_attributes(FRAMEWORK, "llm", name, extra={c.GEN_AI_PROVIDER: provider})
+    attrs[SpanAttributes.LLM_MODEL_NAME] = name
+    if provider is not None:
+        attrs[SpanAttributes.LLM_PROVIDER] = provider
+    attrs.update(oi._input_value_and_mime_type(arguments))
+    attrs.update(oi._llm_invocation_parameters(model, arguments))
+    attrs.update(oi._llm_input_messages(arguments))
+    return f"chat {name}", with_context(attrs)
+
+
+class _Collector:
+    """Stands in for a span so OpenInference's `_finish_model_span` hands us its attributes."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[str, Any] = {}
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self.attributes.update(attributes)
+
+    def set_status(self, *args: Any, **kwargs: Any) -> None:
+        pass  # the caller sets the status
+
+
+def llm_end(model: Any, arguments: Mapping[str, Any], output: Any) -> dict[str, Any]:
+    collector = _Collector()
+    oi._finish_model_span(collector, model, arguments, output)  # type: ignore[arg-type]  # duck-typed span
+    attrs = collector.attributes
+    attrs[c.GEN_AI_INPUT_TOKENS] = attrs.get(SpanAttributes.LLM_TOKEN_COUNT_PROMPT, 0)
+    attrs[c.GEN_AI_OUTPUT_TOKENS] = attrs.get(SpanAttributes.LLM_TOKEN_COUNT_COMPLETION, 0)
+    if tool_calls := getattr(output, "tool_calls", None):
+        attrs[c.TOOL_CALLS] = [call.function.name for call in tool_calls]
+    return attrs
+
+
+# --- tools, managed agents, final answers ------------------------------------------------------------
+def _tool_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    named = {k: v for k, v in kwargs.items() if k != "sanitize_inputs_outputs"}
+    if not args:
+        return named
+    if len(args) == 1 and not named:
+        return args[0]
+    return {"args": list(args), **named}
+
+
+def tool_start(tool: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    name = getattr(tool, "name", None) or type(tool).__name__
+    kind = "final_answer" if name == "final_answer" else "tool"
+    arguments = safe_json_dumps(_tool_arguments(args, kwargs))
+    attrs = c.step_attributes(FRAMEWORK, kind, name, extra={c.TOOL_ARGUMENTS: arguments})
+    attrs[SpanAttributes.INPUT_VALUE] = arguments
+    attrs[SpanAttributes.INPUT_MIME_TYPE] = JSON
+    attrs.update(oi._tools(tool))
+    span_name = "final_answer" if kind == "final_answer" else f"execute_tool {name}"
+    return span_name, kind, with_context(attrs)
+
+
+def tool_end(tool: Any, result: Any) -> dict[str, Any]:
+    attrs = {k: v for k, v in oi._output_value_and_mime_type_for_tool_span(result, getattr(tool, "output_type", "any"))
+             if v is not None}
+    attrs[c.TOOL_RESULT] = text(result)
+    return attrs
+
+
+def managed_agent_start(agent: Any, task: Any, kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = agent_name(agent)
+    arguments = safe_json_dumps({"task": task, **kwargs})
+    attrs = c.step_attributes(FRAMEWORK, "tool", name, extra={c.TOOL_ARGUMENTS: arguments})
+    attrs[SpanAttributes.INPUT_VALUE] = arguments
+    attrs[SpanAttributes.INPUT_MIME_TYPE] = JSON
+    attrs[SpanAttributes.TOOL_NAME] = name
+    if description := getattr(agent, "description", None):
+        attrs[SpanAttributes.TOOL_DESCRIPTION] = description
+    return f"execute_tool {name}", with_context(attrs)
+
+
+def result_end(result: Any) -> dict[str, Any]:
+    value = text(result)
+    return {c.TOOL_RESULT: value, SpanAttributes.OUTPUT_VALUE: value, SpanAttributes.OUTPUT_MIME_TYPE: TEXT}
+
+
+def forced_final_answer_start() -> tuple[str, dict[str, Any]]:
+    return "final_answer", with_context(c.step_attributes(FRAMEWORK, "final_answer", "final_answer"))
