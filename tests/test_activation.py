@@ -81,8 +81,8 @@ def run_app(tmp_path: Path, source: str, env_extra: dict[str, str], argv_prefix:
 
 
 def steps_of(spans) -> list[tuple[str, str, str]]:
-    return sorted((s.attributes["massgen.framework"], s.attributes["massgen.step.kind"], s.attributes["massgen.step.name"])
-                  for s in spans if "massgen.step.kind" in s.attributes)
+    return sorted((s.attributes["massgen.framework"], s.attributes["massgen.step.kind"],
+                   s.attributes["massgen.step.name"]) for s in spans if "massgen.step.kind" in s.attributes)
 
 
 def assert_one_connected_trace(spans) -> None:
@@ -124,7 +124,8 @@ def plain_steps(stderr: str) -> list[str]:
         if body[:1] in ("▶", "✓", "✗"):
             words = body.split()
             keep = 3 if words[1] == "langgraph" or words[1] == "smolagents" else 2
-            out.append(" ".join(words[: keep + 1 + (1 if len(words) > keep + 1 and words[keep + 1].startswith("#") else 0)]))
+            has_index = len(words) > keep + 1 and words[keep + 1].startswith("#")
+            out.append(" ".join(words[: keep + 1 + has_index]))
     return out
 
 

@@ -67,9 +67,8 @@ def _langgraph_demo(pace: float) -> str:
 
 
 def _smolagents_demo(pace: float) -> str:
-    from smolagents import ToolCallingAgent, tool
-
     from massgen_tracing.testing.smolagents_models import ScriptedModel, Text, final_answer, tool_call
+    from smolagents import ToolCallingAgent, tool
 
     @tool
     def get_weather(city: str) -> str:
