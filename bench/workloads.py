@@ -123,6 +123,12 @@ def smolagents_tool_calling() -> Workload:
         """
         return f"{city}: 18C"
 
+    import smolagents
+
+    # OpenInference wraps only Model classes it finds in the smolagents module at instrument() time; put
+    # the scripted model there so "OpenInference alone" traces model calls too and the comparison is fair.
+    smolagents.ScriptedModel = ScriptedModel  # type: ignore[attr-defined]
+
     def run() -> Any:
         model = ScriptedModel([tool_call("lookup", city="Paris"), tool_call("lookup", city="Oslo"),
                                final_answer("Paris 18C, Oslo 18C")], model_id="bench-model")

@@ -87,7 +87,8 @@ class _SinkWorker:
             else:
                 self._open_delta.pop(rec.span_id, None)
             self._q.append(rec)
-            self._cond.notify()
+            if len(self._q) == 1:  # the worker only ever waits on an empty queue: skip needless wake-ups
+                self._cond.notify_all()  # all: a flush() may be waiting on the same condition
 
     def _run(self) -> None:
         while True:
@@ -199,9 +200,10 @@ class LiveStepProcessor(SpanProcessor):
                          "pending": w.pending()} for w in self._workers}
 
     # --- record building --------------------------------------------------------------------------
-    def _clean(self, attrs: Any) -> dict[str, Any]:
+    def _clean(self, attrs: Any, redact: bool = True) -> dict[str, Any]:
+        """Copy for a record: masked (unless already masked upstream of us) and length-limited."""
         out = dict(attrs) if attrs else {}
-        red = self._redactor
+        red = self._redactor if redact else None
         limit = self._max_len
         for k, v in out.items():
             if isinstance(v, str):
@@ -271,7 +273,7 @@ class LiveStepProcessor(SpanProcessor):
                     span_id=start.span_id,
                     parent_span_id=start.parent_span_id,
                     span_name=start.span_name,
-                    attributes=processor._clean(redacted.attributes),
+                    attributes=processor._clean(redacted.attributes, redact=False),  # masked above
                     event=redacted.name,
                 )
                 processor._emit(rec)
@@ -325,7 +327,7 @@ class LiveStepProcessor(SpanProcessor):
                 span_id=span_id,
                 parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
                 span_name=span.name,
-                attributes=self._clean(attrs),
+                attributes=self._clean(attrs, redact=False),  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
                 status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
                 error=status.description if status.status_code is StatusCode.ERROR else None,

@@ -30,6 +30,9 @@ _ASSIGN = re.compile(
     r"(?i)((?:api[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token|password|passwd)"
     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]{6,})"
 )
+# The same pattern without IGNORECASE, run on the lower-cased text: ~10x faster (sre can use its
+# first-character prefilter only when case-sensitive). Positions map back when lower() kept the length.
+_ASSIGN_LOWER = re.compile(_ASSIGN.pattern.replace("(?i)", "", 1))
 _MIN_LEN = 12  # no supported secret shape is shorter; skipping short strings keeps the hot path cheap
 
 
@@ -49,7 +52,25 @@ _LITERALS: dict[str, tuple[str, ...]] = {
     "jwt": ("eyJ",),
 }
 _LOWER_LITERALS = {"bearer_token": ("bearer ",)}
-_ASSIGN_WORDS = ("key", "secret", "token", "passw")
+# Stems `_ASSIGN` needs (`token`/`key` alone would send most prose through the regex).
+_ASSIGN_WORDS = ("api_key", "api-key", "apikey", "secret", "access_token", "access-token", "accesstoken",
+                 "auth_token", "auth-token", "authtoken", "passw")
+
+
+def _mask_assignments(text: str, low: str) -> str:
+    if len(low) != len(text):  # a few Unicode letters change length when lower-cased
+        return _ASSIGN.sub(lambda m: m.group(1) + "[REDACTED:secret_assignment]", text)
+    parts: list[str] = []
+    last = 0
+    for m in _ASSIGN_LOWER.finditer(low):
+        start, end = m.span(2)
+        parts.append(text[last:start])
+        parts.append("[REDACTED:secret_assignment]")
+        last = end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 class Redactor:
@@ -83,7 +104,7 @@ class Redactor:
             if low is None:
                 low = text.lower()
             if ("=" in text or ":" in text) and any(w in low for w in _ASSIGN_WORDS):
-                text = self._assign.sub(lambda m: m.group(1) + "[REDACTED:secret_assignment]", text)
+                text = _mask_assignments(text, low)
         for pat in self._extra:
             text = pat.sub("[REDACTED]", text)
         return text
