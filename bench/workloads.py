@@ -110,9 +110,8 @@ def langgraph_fanout() -> Workload:
 
 # --- smolagents ---------------------------------------------------------------------------------
 def smolagents_tool_calling() -> Workload:
-    from smolagents import ToolCallingAgent, tool
-
     from massgen_tracing.testing.smolagents_models import ScriptedModel, final_answer, tool_call
+    from smolagents import ToolCallingAgent, tool
 
     @tool
     def lookup(city: str) -> str:
