@@ -168,8 +168,14 @@ class LiveStepProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._dropped_by_span: dict[str, int] = {}
         self._shut = False
+        self._start_hooks: list[Callable[[Span, Context | None], None]] = []
         for sink in sinks:
             self.add_sink(sink)
+
+    def add_start_hook(self, hook: Callable[[Span, Context | None], None]) -> None:
+        """Run `hook(span, parent_context)` at every span start, before the start record is built, so
+        attributes it sets are seen by sinks and exporters alike (e.g. the MassGen agent id)."""
+        self._start_hooks = [*self._start_hooks, hook]
 
     # --- sinks ------------------------------------------------------------------------------------
     def add_sink(self, sink: Sink) -> None:
@@ -222,6 +228,9 @@ class LiveStepProcessor(SpanProcessor):
 
     # --- SpanProcessor ----------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for hook in self._start_hooks:
+            with internal("processor.start_hook"):
+                hook(span, parent_context)
         with internal("processor.on_start"):
             attrs = span.attributes
             if not self._workers or attrs is None or c.STEP_KIND not in attrs:

@@ -1,0 +1,264 @@
+"""The MassGen custom tools: `langgraph_tool` and `smolagents_tool`.
+
+MassGen imports this module when it registers the tools (agent creation, before coordination starts),
+which is when its Logfire tracing must be switched on for one trace; see `_pipeline`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Any, TypeVar, cast
+
+from opentelemetry import context as otel_context
+
+from massgen_tracing._internal.guard import internal
+from massgen_tracing.massgen import _pipeline
+from massgen_tracing.massgen._render import Line
+from massgen_tracing.massgen._run import Outcome, in_thread, stream_call
+
+try:
+    from massgen.tool import context_params
+    from massgen.tool._result import ExecutionResult, TextContent
+except ImportError as exc:  # pragma: no cover - exercised only without MassGen
+    raise ImportError(
+        "massgen_tracing.massgen's tools run inside MassGen; install it with "
+        "`pip install uv && uv pip install massgen==0.1.97` (pip's resolver gives up on it)"
+    ) from exc
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Parameters the model must not see. MassGen hides preset_args only when the config sets them, so the
+# optional ones are declared as context parameters: hidden from the schema, and (as no execution
+# context carries these names) filled from preset_args or left at their defaults.
+_GRAPH_PARAMS = ("factory", "factory_kwargs", "input_key", "output_key", "sync")
+_AGENT_PARAMS = ("factory", "factory_kwargs")
+# Injected by MassGen itself: the agent (our tag for every span) and, when it has a workspace, its cwd.
+_CONTEXT_PARAMS = ("agent_id", "agent_cwd")
+
+
+def _hidden(*names: str) -> Callable[[F], F]:
+    # MassGen's decorator is untyped; it only sets `__context_params__` on the function.
+    return cast(Callable[[F], F], context_params(*names))
+
+
+_pipeline.honour_massgen_logfire_env()
+
+
+# --- factories ---------------------------------------------------------------------------------------
+_file_modules: dict[str, Any] = {}
+_file_lock = threading.Lock()
+
+
+def resolve_factory(spec: str) -> Any:
+    """`package.module:attr` or `path/to/file.py:attr` (relative to the working directory, as MassGen
+    resolves custom tool paths) → the object."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ValueError(f"factory {spec!r} must look like 'package.module:make_graph' or 'path/to/file.py:make_graph'")
+    module = _load_file(module_part) if module_part.endswith(".py") else importlib.import_module(module_part)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _load_file(path: str) -> Any:
+    full = os.path.abspath(path)
+    with _file_lock:  # two agents calling the same tool at once must not execute the module twice
+        module = _file_modules.get(full)
+        if module is not None:
+            return module
+        if not os.path.isfile(full):
+            raise FileNotFoundError(f"factory file {path!r} not found (relative paths start at {os.getcwd()})")
+        # A name unique per path: two `graph.py` files in different folders must not collide.
+        name = "massgen_tracing_factory_" + hashlib.sha1(full.encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(name, full)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load factory file {path!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        spec.loader.exec_module(module)
+        _file_modules[full] = module
+        return module
+
+
+def _build(spec: str, kwargs: dict[str, Any] | None, is_built: Callable[[Any], bool]) -> Any:
+    if not spec:
+        raise ValueError("this tool needs preset_args.factory, e.g. 'mypkg.graphs:make_graph'")
+    obj = resolve_factory(spec)
+    if is_built(obj):  # the attribute is the graph/agent itself, not a factory
+        return obj
+    if not callable(obj):
+        raise TypeError(f"factory {spec!r} is a {type(obj).__name__}, not a callable")
+    return obj(**(kwargs or {}))
+
+
+def _label(spec: str) -> str:
+    return spec.rpartition(":")[2] or spec
+
+
+# --- answers -----------------------------------------------------------------------------------------
+def as_text(value: Any) -> str:
+    """A framework's answer as the tool's text result."""
+    content = getattr(value, "content", value)  # a LangChain message
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+        return "".join(str(p) for p in parts)
+    try:
+        return json.dumps(content, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(content)
+
+
+def graph_answer(state: Any, output_key: str | None) -> str:
+    if output_key:
+        return as_text(state[output_key])
+    if isinstance(state, dict) and state.get("messages"):
+        return as_text(state["messages"][-1])
+    return as_text(state)
+
+
+def graph_input(task: str, input_key: str | None) -> dict[str, Any]:
+    if input_key:
+        return {input_key: task}
+    from langchain_core.messages import HumanMessage
+
+    return {"messages": [HumanMessage(content=task)]}
+
+
+def _interrupt_when(agent: Any, cancelled: threading.Event) -> Callable[[], None]:
+    """Stop `agent` at its next step once `cancelled` is set (the thread itself cannot be stopped).
+
+    `agent.interrupt()` alone is not enough: `run()` clears the flag when it starts, which may be after
+    MassGen cancelled us. A step callback checks at the end of every step instead. Returns the undo.
+    """
+    from smolagents.memory import MemoryStep
+
+    def check(step: Any) -> None:
+        if cancelled.is_set():
+            agent.interrupt()
+
+    def undo() -> None:  # a prebuilt agent is reused: leave no callback behind
+        with internal("massgen.smolagents_callback"):
+            agent.step_callbacks._callbacks[MemoryStep].remove(check)
+
+    with internal("massgen.smolagents_callback"):
+        agent.step_callbacks.register(MemoryStep, check)
+        return undo
+    return lambda: None
+
+
+# --- MassGen results ---------------------------------------------------------------------------------
+async def _results(stream: AsyncGenerator[Line | Outcome, None], what: str) -> AsyncGenerator[Any, None]:
+    # Closing (MassGen stops listening) must reach the run's cleanup now, not when garbage is collected.
+    async with aclosing(stream):
+        async for item in stream:
+            yield _result(item, what)
+
+
+def _result(item: Line | Outcome, what: str) -> Any:
+    if isinstance(item, Outcome):
+        if item.error is not None:
+            err = f"{type(item.error).__name__}: {item.error}"
+            return ExecutionResult(output_blocks=[TextContent(data=f"Error: {what} failed: {err}")])
+        return ExecutionResult(output_blocks=[TextContent(data=item.answer or "")])
+    # is_log: shown live, kept out of the conversation the model sees.
+    return ExecutionResult(output_blocks=[TextContent(data=item.text)], is_log=True)
+
+
+# --- the tools ---------------------------------------------------------------------------------------
+@_hidden(*_GRAPH_PARAMS, *_CONTEXT_PARAMS)
+async def langgraph_tool(
+    task: str,
+    factory: str = "",
+    factory_kwargs: dict[str, Any] | None = None,
+    input_key: str | None = None,
+    output_key: str | None = None,
+    sync: bool = False,
+    agent_id: str | None = None,
+    agent_cwd: str | None = None,
+) -> AsyncGenerator[Any, None]:
+    """Run a LangGraph workflow on a task and return its final answer.
+
+    Args:
+        task: The task or question for the workflow, stated completely.
+    """
+    label = _label(factory)
+
+    def is_graph(obj: Any) -> bool:
+        return hasattr(obj, "astream") and hasattr(obj, "get_graph")
+
+    async def start(run_ctx: otel_context.Context) -> str:
+        graph = await in_thread(lambda: _build(factory, factory_kwargs, is_graph), run_ctx)
+        inputs = graph_input(task, input_key)
+        # "messages" makes LangGraph stream model tokens (shown as deltas); "values" gives the answer.
+        modes = ["values", "messages"]
+        if sync:
+            def run() -> str:
+                final = None
+                for mode, chunk in graph.stream(inputs, stream_mode=modes):
+                    if mode == "values":
+                        final = chunk
+                return graph_answer(final, output_key)
+
+            return await in_thread(run, run_ctx)
+        token = otel_context.attach(run_ctx)  # this task's own context copy: safe to attach across awaits
+        try:
+            final = None
+            async for mode, chunk in graph.astream(inputs, stream_mode=modes):
+                if mode == "values":
+                    final = chunk
+            return graph_answer(final, output_key)
+        finally:
+            otel_context.detach(token)
+
+    async with aclosing(_results(stream_call("langgraph", label, agent_id, start), f"LangGraph {label}")) as results:
+        async for result in results:
+            yield result
+
+
+@_hidden(*_AGENT_PARAMS, *_CONTEXT_PARAMS)
+async def smolagents_tool(
+    task: str,
+    factory: str = "",
+    factory_kwargs: dict[str, Any] | None = None,
+    agent_id: str | None = None,
+    agent_cwd: str | None = None,
+) -> AsyncGenerator[Any, None]:
+    """Run a smolagents agent on a task and return its final answer.
+
+    Args:
+        task: The task or question for the agent, stated completely.
+    """
+    label = _label(factory)
+    cancelled = threading.Event()
+
+    def is_agent(obj: Any) -> bool:
+        return hasattr(obj, "run") and hasattr(obj, "memory")
+
+    def run() -> str:
+        agent = _build(factory, factory_kwargs, is_agent)
+        stop = _interrupt_when(agent, cancelled)
+        try:
+            return as_text(agent.run(task))
+        finally:
+            stop()
+
+    async def start(run_ctx: otel_context.Context) -> str:
+        # smolagents is synchronous: the whole run happens on a worker thread.
+        return await in_thread(run, run_ctx)
+
+    stream = stream_call("smolagents", label, agent_id, start, cancelled.set)
+    async with aclosing(_results(stream, f"smolagents {label}")) as results:
+        async for result in results:
+            yield result

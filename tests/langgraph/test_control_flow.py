@@ -1,0 +1,286 @@
+"""Interrupts and resumes, failures, the recursion limit, Command routing and custom stream data."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal, TypedDict
+
+import pytest
+from langgraph.checkpoint.memory import MemorySaver
+from langgraph.config import get_stream_writer
+from langgraph.errors import GraphRecursionError
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, StreamWriter, interrupt
+from lg_tracing import Traced
+from opentelemetry.trace import StatusCode
+
+from massgen_tracing._internal import convention as c
+from massgen_tracing.langgraph._tracer import LangGraphTracer
+
+
+class Draft(TypedDict):
+    draft: str
+    approved: str
+
+
+def approval_graph() -> CompiledStateGraph:
+    def write(state: Draft) -> dict[str, Any]:
+        return {"draft": "hello"}
+
+    def review(state: Draft) -> dict[str, Any]:
+        answer = interrupt({"question": "approve?", "draft": state["draft"]})
+        return {"approved": answer}
+
+    builder = StateGraph(Draft)
+    builder.add_node("write", write)
+    builder.add_node("review", review)
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "review")
+    builder.add_edge("review", END)
+    return builder.compile(name="approval", checkpointer=MemorySaver())
+
+
+def test_interrupt_shows_the_node_and_run_waiting_not_failed(traced: Traced) -> None:
+    out = approval_graph().invoke({"draft": "", "approved": ""}, {"configurable": {"thread_id": "th-1"}})
+
+    assert out["__interrupt__"][0].value == {"question": "approve?", "draft": "hello"}
+    assert traced.render() == "run approval\n  node write\n  node review"
+    run, review = traced.one("run"), traced.one("node", "review")
+    payload = '[{"question": "approve?", "draft": "hello"}]'
+    for span in (run, review):
+        assert span.status.status_code == StatusCode.OK
+        assert span.attributes[c.INTERRUPTED] is True
+        assert [(e.name, e.attributes, e.span_open) for e in traced.events(span)] == [
+            (c.EVENT_INTERRUPT, {c.CUSTOM_DATA: payload}, True)]
+    assert c.INTERRUPTED not in traced.one("node", "write").attributes
+    assert {s.attributes[c.SESSION_ID] for s in traced.spans} == {"th-1"}
+
+
+def test_resumed_run_records_the_resume_in_the_same_session(traced: Traced) -> None:
+    graph = approval_graph()
+    config = {"configurable": {"thread_id": "th-2"}}
+    graph.invoke({"draft": "", "approved": ""}, config)
+    out = graph.invoke(Command(resume="yes"), config)
+
+    assert out == {"draft": "hello", "approved": "yes"}
+    assert traced.render() == "run approval\n  node write\n  node review\nrun approval\n  node review"
+    first, resumed = traced.steps("run")
+    assert traced.start(first)[c.RUN_INPUT] == '{"draft": "", "approved": ""}'
+    assert c.RUN_INPUT not in traced.start(resumed)  # a resume has no new task
+    assert [(e.name, e.attributes, e.span_open) for e in traced.events(resumed)] == [
+        (c.EVENT_RESUME, {c.CUSTOM_DATA: "yes"}, True)]
+    assert c.INTERRUPTED not in resumed.attributes
+    assert resumed.status.status_code == StatusCode.OK
+    assert {traced.start(r)[c.SESSION_ID] for r in (first, resumed)} == {"th-2"}
+    assert first.context.trace_id != resumed.context.trace_id  # one trace per run, joined by session.id
+
+
+def test_interrupt_and_resume_show_without_langgraph_lifecycle_callbacks(
+        traced: Traced, monkeypatch: pytest.MonkeyPatch) -> None:
+    # langgraph < 1.1 has no on_interrupt/on_resume: the run learns it from its nodes and its input.
+    monkeypatch.setattr(LangGraphTracer, "on_interrupt", lambda self, event: None)
+    monkeypatch.setattr(LangGraphTracer, "on_resume", lambda self, event: None)
+    graph = approval_graph()
+    config = {"configurable": {"thread_id": "th-old"}}
+    graph.invoke({"draft": "", "approved": ""}, config)
+    graph.invoke(Command(resume="no"), config)
+
+    paused, resumed = traced.steps("run")
+    assert paused.attributes[c.INTERRUPTED] is True
+    assert [e.attributes for e in traced.events(paused, c.EVENT_INTERRUPT)] == [
+        {c.CUSTOM_DATA: '[{"question": "approve?", "draft": "hello"}]'}]
+    assert [e.attributes for e in traced.events(resumed, c.EVENT_RESUME)] == [{c.CUSTOM_DATA: "no"}]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("langgraph.callbacks") is None,
+                    reason="breakpoints reach tracers through LangGraph's lifecycle callbacks (langgraph >= 1.1)")
+def test_resume_after_a_breakpoint_is_a_resume_without_data(traced: Traced) -> None:
+    builder = StateGraph(Draft)
+    builder.add_node("write", lambda s: {"draft": "v1"})
+    builder.add_node("publish", lambda s: {"approved": "yes"})
+    builder.add_edge(START, "write")
+    builder.add_edge("write", "publish")
+    graph = builder.compile(name="gated", checkpointer=MemorySaver(), interrupt_before=["publish"])
+    config = {"configurable": {"thread_id": "th-4"}}
+    graph.invoke({"draft": "", "approved": ""}, config)
+    assert graph.invoke(None, config) == {"draft": "v1", "approved": "yes"}
+
+    assert traced.render() == "run gated\n  node write\nrun gated\n  node publish"
+    paused, resumed = traced.steps("run")
+    assert paused.attributes[c.INTERRUPTED] is True
+    assert [e.attributes for e in traced.events(paused, c.EVENT_INTERRUPT)] == [{c.CUSTOM_DATA: "[]"}]
+    assert [e.attributes for e in traced.events(resumed, c.EVENT_RESUME)] == [{}]
+
+
+def test_interrupt_inside_a_subgraph_marks_every_enclosing_step(traced: Traced) -> None:
+    inner = StateGraph(Draft)
+    inner.add_node("ask", lambda s: {"approved": interrupt("ok?")})
+    inner.add_edge(START, "ask")
+    outer = StateGraph(Draft)
+    outer.add_node("delegate", inner.compile(name="inner"))
+    outer.add_edge(START, "delegate")
+    out = outer.compile(name="outer", checkpointer=MemorySaver()).invoke(
+        {"draft": "", "approved": ""}, {"configurable": {"thread_id": "th-3"}})
+
+    assert out["__interrupt__"][0].value == "ok?"
+    assert traced.render() == "run outer\n  node delegate\n    run inner\n      node ask"
+    for span in traced.spans:
+        assert span.status.status_code == StatusCode.OK
+        assert span.attributes[c.INTERRUPTED] is True
+        assert [e.attributes for e in traced.events(span)] == [{c.CUSTOM_DATA: '["ok?"]'}]
+        assert traced.events(span, "exception") == []
+
+
+class Count(TypedDict):
+    n: int
+
+
+def test_failing_node_marks_node_and_run_as_errors_with_the_exception(traced: Traced) -> None:
+    def boom(state: Count) -> dict[str, Any]:
+        raise ValueError("bad input")
+
+    builder = StateGraph(Count)
+    builder.add_node("boom", boom)
+    builder.add_edge(START, "boom")
+    with pytest.raises(ValueError, match="bad input"):
+        builder.compile(name="broken").invoke({"n": 0})
+
+    assert traced.render() == "run broken\n  node boom"
+    traced.assert_one_trace()
+    for span in (traced.one("run"), traced.one("node")):
+        assert span.status.status_code == StatusCode.ERROR
+        assert [(e.attributes["exception.type"], e.attributes["exception.message"], e.span_open)
+                for e in traced.events(span, "exception")] == [("ValueError", "bad input", True)]
+
+
+def test_recursion_limit_is_an_error_on_the_run(traced: Traced) -> None:
+    builder = StateGraph(Count)
+    builder.add_node("loop", lambda s: {"n": s["n"] + 1})
+    builder.add_edge(START, "loop")
+    builder.add_edge("loop", "loop")
+    with pytest.raises(GraphRecursionError):
+        builder.compile(name="forever").invoke({"n": 0}, {"recursion_limit": 3})
+
+    run = traced.one("run")
+    assert traced.start(run)[c.STEP_MAX] == 3
+    assert [traced.start(n)[c.STEP_INDEX] for n in traced.steps("node")] == [1, 2, 3]
+    assert {n.status.status_code for n in traced.steps("node")} == {StatusCode.OK}
+    assert run.status.status_code == StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in traced.events(run, "exception")] == [
+        "langgraph.errors.GraphRecursionError"]
+
+
+def test_command_goto_is_a_route_on_the_node_that_returned_it(traced: Traced) -> None:
+    def triage(state: Count) -> Command[Literal["urgent", "later"]]:
+        return Command(goto="urgent", update={"n": 1})
+
+    builder = StateGraph(Count)
+    builder.add_node("triage", triage)
+    builder.add_node("urgent", lambda s: {"n": 2})
+    builder.add_node("later", lambda s: {"n": 3})
+    builder.add_edge(START, "triage")
+    assert builder.compile(name="router").invoke({"n": 0}) == {"n": 2}
+
+    assert traced.render() == "run router\n  node triage\n  node urgent"
+    triage_span = traced.one("node", "triage")
+    assert triage_span.attributes[c.ROUTE] == ("urgent",)
+    assert [(e.name, e.attributes) for e in traced.events(triage_span)] == [
+        (c.EVENT_ROUTE, {c.ROUTE_TARGETS: ("urgent",)})]
+    assert triage_span.status.status_code == StatusCode.OK
+
+
+def test_conditional_route_with_a_path_map_records_the_node_names(traced: Traced) -> None:
+    builder = StateGraph(Count)
+    builder.add_node("check", lambda s: {"n": s["n"] + 1})
+    builder.add_node("retry", lambda s: {"n": s["n"] + 1})
+    builder.add_edge(START, "check")
+    builder.add_conditional_edges("check", lambda s: "again" if s["n"] < 2 else "stop",
+                                  {"again": "retry", "stop": END})
+    builder.add_edge("retry", "check")
+    builder.compile(name="mapped").invoke({"n": 0})
+
+    assert [s.attributes[c.ROUTE] for s in traced.steps("node", "check")] == [("retry",), ("__end__",)]
+
+
+def test_stream_writer_data_become_custom_events_on_the_writing_node(traced: Traced) -> None:
+    def fetch(state: Count) -> dict[str, Any]:
+        writer = get_stream_writer()
+        writer({"progress": 50})
+        writer("half way")
+        return {"n": 1}
+
+    def report(state: Count, writer: StreamWriter) -> dict[str, Any]:
+        writer({"progress": 100})
+        return {"n": 2}
+
+    builder = StateGraph(Count)
+    builder.add_node("fetch", fetch)
+    builder.add_node("report", report)
+    builder.add_edge(START, "fetch")
+    builder.add_edge("fetch", "report")
+    streamed = list(builder.compile(name="writer").stream({"n": 0}, stream_mode="custom"))
+
+    assert streamed == [{"progress": 50}, "half way", {"progress": 100}]
+    fetch_span, report_span = traced.one("node", "fetch"), traced.one("node", "report")
+    assert [(e.name, e.attributes, e.span_open) for e in traced.events(fetch_span)] == [
+        (c.EVENT_CUSTOM, {c.CUSTOM_DATA: '{"progress": 50}'}, True),
+        (c.EVENT_CUSTOM, {c.CUSTOM_DATA: "half way"}, True),
+    ]
+    assert [e.attributes for e in traced.events(report_span)] == [{c.CUSTOM_DATA: '{"progress": 100}'}]
+
+
+def test_custom_events_are_recorded_even_when_nobody_streams_them(traced: Traced) -> None:
+    builder = StateGraph(Count)
+    builder.add_node("work", lambda s: (get_stream_writer()({"step": 1}), {"n": 1})[1])
+    builder.add_edge(START, "work")
+    assert builder.compile(name="quiet").invoke({"n": 0}) == {"n": 1}
+
+    assert [e.attributes for e in traced.events(traced.one("node"), c.EVENT_CUSTOM)] == [
+        {c.CUSTOM_DATA: '{"step": 1}'}]
+
+
+def test_a_routing_function_has_no_span_and_its_own_calls_nest_under_the_deciding_node(traced: Traced) -> None:
+    from opentelemetry import trace
+
+    from massgen_tracing.testing.langchain_models import ScriptedChatModel
+
+    judge = ScriptedChatModel(replies=["finish"])
+
+    def supervisor(state: Count) -> str:
+        with trace.get_tracer("user.code").start_as_current_span("deliberate"):
+            return "done" if judge.invoke("next?").content == "finish" else "work"
+
+    builder = StateGraph(Count)
+    builder.add_node("plan", lambda s: {"n": 1})
+    builder.add_node("work", lambda s: {"n": 2})
+    builder.add_node("done", lambda s: {"n": 3})
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", supervisor, ["work", "done"])
+    assert builder.compile(name="supervised").invoke({"n": 0}) == {"n": 3}
+
+    assert traced.render() == """\
+run supervised
+  node plan
+    · deliberate
+    llm scripted-model
+  node done"""
+    traced.assert_one_trace()
+    # The model call is a LangChain child of the (span-less) routing function, so it goes to the node.
+    assert traced.parent_of(traced.one("llm")) == traced.one("node", "plan")
+    assert traced.one("node", "plan").attributes[c.ROUTE] == ("done",)
+
+
+def test_a_conditional_entry_point_is_a_route_on_the_start_node(traced: Traced) -> None:
+    builder = StateGraph(Count)
+    builder.add_node("small", lambda s: {"n": 1})
+    builder.add_node("big", lambda s: {"n": 2})
+    builder.add_conditional_edges(START, lambda s: "big" if s["n"] > 5 else "small", ["small", "big"])
+    assert builder.compile(name="entry").invoke({"n": 9}) == {"n": 2}
+
+    assert traced.render() == "run entry\n  node __start__\n  node big"
+    start = traced.one("node", "__start__")
+    assert traced.start(start)[c.STEP_INDEX] == 0
+    assert start.attributes[c.ROUTE] == ("big",)
+    assert [e.attributes for e in traced.events(start, c.EVENT_ROUTE)] == [{c.ROUTE_TARGETS: ("big",)}]
+
