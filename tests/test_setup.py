@@ -141,3 +141,15 @@ def test_a_bad_variable_does_not_stop_the_program(fresh_global, monkeypatch, cap
     assert capsys.readouterr().err == (
         "massgen-tracing: MASSGEN_TRACING_CONSOLE='loud' is not valid: expected one of auto, live, plain, off; "
         "using auto.\n")
+
+
+def test_inside_massgen_the_default_console_stays_off_but_an_explicit_one_is_honoured(fresh_global, monkeypatch):
+    import types
+
+    from massgen_tracing._internal.console import PlainConsoleSink
+    from massgen_tracing._internal.settings import resolve
+
+    monkeypatch.setitem(sys.modules, "massgen", types.ModuleType("massgen"))
+    assert setup._default_sinks(resolve(environ={})) == []
+    explicit = setup._default_sinks(resolve(environ={"MASSGEN_TRACING_CONSOLE": "plain"}))
+    assert [type(s) for s in explicit] == [PlainConsoleSink]

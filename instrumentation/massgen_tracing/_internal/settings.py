@@ -32,7 +32,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("enabled", ("MASSGEN_TRACING",), "bool", False,
             "Switch tracing on in any Python process with no code change (read at interpreter start)."),
     Setting("console", ("MASSGEN_TRACING_CONSOLE",), "choice", "auto",
-            "Terminal view on stderr: `auto` (live when stderr is a terminal, else plain), `live`, `plain`, `off`.",
+            "Terminal view on stderr: `auto` (live when stderr is a terminal, else plain; off inside MassGen, "
+            "whose own display shows the steps), `live`, `plain`, `off`.",
             choices=("auto", "live", "plain", "off")),
     Setting("file", ("MASSGEN_TRACING_FILE",), "path", None,
             "Append one JSON line per step record to this file (schema in docs/records.md)."),

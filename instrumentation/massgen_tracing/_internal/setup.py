@@ -129,7 +129,12 @@ def _default_sinks(settings: Settings) -> list[Sink]:
     sinks: list[Sink] = []
     from massgen_tracing._internal.console import make_console_sink
 
-    console = make_console_sink(settings["console"])
+    mode = settings["console"]
+    if mode == "auto" and settings.values["console"].origin == "default" and "massgen" in sys.modules:
+        # Inside MassGen its own display shows the steps (our MassGen tools feed it); a second live view
+        # on the same terminal would garble MassGen's. An explicit MASSGEN_TRACING_CONSOLE still wins.
+        mode = "off"
+    console = make_console_sink(mode)
     if console is not None:
         sinks.append(console)
     path = settings["file"]
