@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import massgen_tracing
 from massgen_tracing._internal import convention as c
+from massgen_tracing._internal import setup
 from massgen_tracing._internal.sinks import CallbackSink
 from massgen_tracing.testing.otlp_receiver import OtlpReceiver
 
