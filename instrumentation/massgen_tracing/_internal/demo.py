@@ -70,7 +70,7 @@ def _smolagents_demo(pace: float) -> str:
     from massgen_tracing.testing.smolagents_models import ScriptedModel, Text, final_answer, tool_call
     from smolagents import ToolCallingAgent, tool
 
-    @tool
+    @tool  # type: ignore[untyped-decorator]  # smolagents' decorator is untyped
     def get_weather(city: str) -> str:
         """Current weather for a city.
 
@@ -80,7 +80,7 @@ def _smolagents_demo(pace: float) -> str:
         time.sleep(pace)
         return f"{city}: 18°C, light rain"
 
-    @tool
+    @tool  # type: ignore[untyped-decorator]  # smolagents' decorator is untyped
     def convert_to_fahrenheit(celsius: float) -> float:
         """Convert a temperature.
 
@@ -109,6 +109,7 @@ def run_demo(*, framework: str = "both", pace: float = 0.15, file: str | None = 
     import massgen_tracing
     from massgen_tracing._internal import setup
 
+    path: str | None
     if setup.current() is None:
         path = file or os.environ.get("MASSGEN_TRACING_FILE") or DEFAULT_FILE
         state = massgen_tracing.configure(file=path, console=console)

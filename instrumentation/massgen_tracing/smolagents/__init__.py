@@ -92,7 +92,7 @@ class SmolagentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIns
         # (singleton) upstream instrumentor as active so that later instrument() is a no-op, not a
         # second span per step. Undone in _uninstrument.
         upstream._is_instrumented_by_opentelemetry = True
-        self._blocked_upstream = upstream
+        self._blocked_upstream: Any = upstream
         if kwargs.get("tracer_provider") is None:
             from massgen_tracing._internal.setup import attach_live_pipeline
 
