@@ -7,7 +7,7 @@ os.environ["MASSGEN_TRACING_STRICT"] = "1"
 os.environ.pop("MASSGEN_TRACING", None)
 
 
-import importlib.util  # noqa: E402
+import importlib.util
 
 # tests/massgen runs in .venv-massgen (MassGen pins older openai/rich/protobuf than .venv); tests/run.sh
 # runs it there as a second pytest pass. Elsewhere the folder is left out, and the header says so.

@@ -98,6 +98,10 @@ LANGGRAPH_STEPS = [
     ("langgraph", "node", "agent"), ("langgraph", "node", "agent"), ("langgraph", "node", "tools"),
     ("langgraph", "run", "adder"), ("langgraph", "tool", "add"),
 ]
+# Step span names, sorted: the convention's rule, the same shapes as smolagents' below.
+LANGGRAPH_NAMES = ["agent", "agent", "chat m1", "chat m1", "execute_tool add", "invoke_workflow adder", "tools"]
+SMOLAGENTS_NAMES = ["Step 1", "Step 2", "chat m2", "chat m2", "execute_tool add", "final_answer",
+                    "invoke_agent adder_agent"]
 LANGGRAPH_PLAIN = [
     "▶ langgraph run adder",
     "▶ node agent #1",
@@ -145,6 +149,7 @@ def test_env_var_alone_traces_an_ordinary_langgraph_script_live_and_to_otlp(tmp_
     assert plain_steps(out.stderr) == LANGGRAPH_PLAIN
     step_spans = [s for s in spans if "massgen.step.kind" in s.attributes]
     assert steps_of(step_spans) == LANGGRAPH_STEPS
+    assert sorted(s.name for s in step_spans) == LANGGRAPH_NAMES
     assert_one_connected_trace(spans)
     assert {s.resource["service.name"] for s in spans} == {"adder-app"}
     llm = [s for s in step_spans if s.attributes["massgen.step.kind"] == "llm"]
@@ -170,6 +175,7 @@ def test_env_var_alone_traces_an_ordinary_smolagents_script_live_and_to_otlp(tmp
         ("smolagents", "llm", "m2"), ("smolagents", "llm", "m2"),
         ("smolagents", "run", "adder_agent"), ("smolagents", "tool", "add"),
     ]
+    assert sorted(s.name for s in spans if "massgen.step.kind" in s.attributes) == SMOLAGENTS_NAMES
     assert_one_connected_trace(spans)
     assert plain_steps(out.stderr)[0] == "▶ smolagents run adder_agent"
     assert plain_steps(out.stderr)[-1] == "✓ smolagents run adder_agent"
@@ -197,17 +203,21 @@ def test_a_bad_variable_prints_one_line_and_the_program_runs_on(tmp_path):
         "using auto.")
 
 
-def test_opentelemetry_instrument_loads_our_instrumentors_and_the_live_view(tmp_path):
+# "smolagents off": as if smolagents were not installed, the LangGraph instrumentor alone attaches the live view.
+@pytest.mark.parametrize("disabled", ["", "massgen_smolagents"], ids=["all", "smolagents off"])
+def test_opentelemetry_instrument_loads_our_instrumentors_and_the_live_view(tmp_path, disabled):
     with OtlpReceiver(grpc=False) as rx:
         out = run_app(tmp_path, LANGGRAPH_APP, {
             "MASSGEN_TRACING_CONSOLE": "plain", "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": rx.http_base,
             "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": disabled,
         }, argv_prefix=[str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable])
         assert out.returncode == 0, out.stderr
         spans = rx.wait_for(1, timeout=5)
     assert out.stdout == "2 + 3 = 5\n"
     assert steps_of([s for s in spans if "massgen.step.kind" in s.attributes]) == LANGGRAPH_STEPS
+    assert sorted(s.name for s in spans if "massgen.step.kind" in s.attributes) == LANGGRAPH_NAMES
     assert plain_steps(out.stderr) == LANGGRAPH_PLAIN
 
 

@@ -46,3 +46,13 @@ run react
     tool add
   node agent
     llm scripted-model"""
+
+# The same tree by span name: the convention's naming rule (`convention.span_name`).
+REACT_NAMES = """\
+invoke_workflow react
+  agent
+    chat scripted-model
+  tools
+    execute_tool add
+  agent
+    chat scripted-model"""

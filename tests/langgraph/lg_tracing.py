@@ -79,15 +79,18 @@ class Traced:
         by_id = {s.context.span_id: s for s in self.spans}
         return by_id.get(span.parent.span_id) if span.parent else None
 
-    def render(self, *, sort_siblings: bool = False) -> str:
+    def render(self, *, sort_siblings: bool = False, names: bool = False) -> str:
         """The span tree, one line per span: `kind name` for steps (from START attributes),
-        `· span-name` for other spans. Sibling order is start order (or text order if asked)."""
+        `· span-name` for other spans; with `names`, every span's name as is. Sibling order is start
+        order (or text order if asked)."""
         spans = self.spans
         children: dict[int | None, list[ReadableSpan]] = {}
         for s in spans:
             children.setdefault(s.parent.span_id if s.parent else None, []).append(s)
 
         def label(s: ReadableSpan) -> str:
+            if names:
+                return s.name
             st = self.start(s)
             return f"{st[c.STEP_KIND]} {st[c.STEP_NAME]}" if c.STEP_KIND in st else f"· {s.name}"
 

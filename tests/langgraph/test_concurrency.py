@@ -97,6 +97,25 @@ run fanout
 {WORK_TREE}
 {WORK_TREE}"""
 
+# By span name: every run, the subgraphs too, is `invoke_workflow <graph>`; nodes are their names.
+WORK_NAMES = """\
+  work
+    invoke_workflow researcher
+      check
+        invoke_workflow checker
+          verify
+      research
+        chat scripted-model"""
+
+FANOUT_NAMES = f"""\
+invoke_workflow fanout
+  flaky
+  flaky
+  plan
+{WORK_NAMES}
+{WORK_NAMES}
+{WORK_NAMES}"""
+
 
 def test_async_fanout_with_send_subgraphs_and_retry_nests_every_step(traced: Traced) -> None:
     model = ScriptedChatModel(responder=lambda messages: f"notes on {messages[-1].content}")
@@ -106,6 +125,7 @@ def test_async_fanout_with_send_subgraphs_and_retry_nests_every_step(traced: Tra
     assert set(out["notes"]) == {"notes on a", "notes on b", "notes on c", "checked a", "checked b",
                                  "checked c", "flaky done"}
     assert traced.render(sort_siblings=True) == FANOUT_TREE
+    assert traced.render(sort_siblings=True, names=True) == FANOUT_NAMES
     traced.assert_one_trace()
 
     works = traced.steps("node", "work")

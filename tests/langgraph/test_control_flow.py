@@ -171,6 +171,28 @@ def test_recursion_limit_is_an_error_on_the_run(traced: Traced) -> None:
         "langgraph.errors.GraphRecursionError"]
 
 
+def test_step_max_is_the_recursion_limit_only_when_the_user_set_one(traced: Traced) -> None:
+    inner = StateGraph(Count)
+    inner.add_node("bump", lambda s: {"n": s["n"] + 1})
+    inner.add_edge(START, "bump")
+    outer = StateGraph(Count)
+    outer.add_node("delegate", inner.compile(name="inner"))
+    outer.add_edge(START, "delegate")
+    graph = outer.compile(name="outer")
+
+    graph.invoke({"n": 0})  # LangGraph's default limit (10007) is a safety net, not a step budget
+    graph.invoke({"n": 0}, {"recursion_limit": 7})  # the subgraph runs under the same limit
+    graph.with_config(recursion_limit=5).invoke({"n": 0})  # bound with with_config
+    graph.with_config(recursion_limit=5).invoke({"n": 0}, {"recursion_limit": 6})  # the call's wins
+
+    assert [(r.name, traced.start(r).get(c.STEP_MAX)) for r in traced.steps("run")] == [
+        ("invoke_workflow outer", None), ("invoke_workflow inner", None),
+        ("invoke_workflow outer", 7), ("invoke_workflow inner", 7),
+        ("invoke_workflow outer", 5), ("invoke_workflow inner", 5),
+        ("invoke_workflow outer", 6), ("invoke_workflow inner", 6),
+    ]
+
+
 def test_command_goto_is_a_route_on_the_node_that_returned_it(traced: Traced) -> None:
     def triage(state: Count) -> Command[Literal["urgent", "later"]]:
         return Command(goto="urgent", update={"n": 1})

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
-from lg_graphs import REACT_TREE, add, react_graph, react_model
+from lg_graphs import REACT_NAMES, REACT_TREE, add, react_graph, react_model
 from lg_tracing import Traced
 from opentelemetry.trace import StatusCode
 
@@ -26,6 +27,7 @@ def test_react_loop_is_one_trace_of_run_node_llm_and_tool_steps(traced: Traced) 
 
     assert out["messages"][-1].content == "The sum is 3."
     assert traced.render() == REACT_TREE
+    assert traced.render(names=True) == REACT_NAMES
     traced.assert_one_trace()
     # Node, model and tool spans are children of the right steps, not just somewhere in the trace.
     run = traced.one("run")
@@ -97,6 +99,23 @@ def test_every_step_carries_its_identity_when_it_starts(traced: Traced) -> None:
     assert {s.attributes.get(c.SESSION_ID) for s in traced.spans} == {"t-7"}
 
 
+def test_steps_are_named_by_the_convention_and_other_runnables_keep_their_run_names(traced: Traced) -> None:
+    chain = ChatPromptTemplate.from_messages([("user", "{q}")]) | ScriptedChatModel(replies=["hi"], model_name="m")
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", lambda s: {"messages": [chain.invoke({"q": s["messages"][-1].content})]})
+    builder.add_edge(START, "agent")
+    builder.compile(name="chained").invoke(QUESTION)
+
+    assert traced.render() == "run chained\n  node agent\n    · RunnableSequence\n      · ChatPromptTemplate\n" \
+                              "      llm m"
+    assert traced.render(names=True) == "invoke_workflow chained\n  agent\n    RunnableSequence\n" \
+                                        "      ChatPromptTemplate\n      chat m"
+    # Each step's name is the rule applied to what it carried at start.
+    for span in traced.spans:
+        if c.STEP_KIND in traced.start(span):
+            assert span.name == c.span_name(traced.start(span))
+
+
 def test_model_calls_report_token_usage_in_genai_and_openinference_names(traced: Traced) -> None:
     react_graph(react_model()).invoke(QUESTION)
 
@@ -149,9 +168,9 @@ def test_tool_span_has_result_at_end_and_error_status_when_the_tool_fails(traced
 
     assert out["messages"][-1].content == "Four."
     failed, ok = traced.steps("tool")
-    assert (failed.name, failed.status.status_code) == ("divide", StatusCode.ERROR)
+    assert (failed.name, failed.status.status_code) == ("execute_tool divide", StatusCode.ERROR)
     assert [e.attributes["exception.type"] for e in traced.events(failed, "exception")] == ["ZeroDivisionError"]
-    assert (ok.name, ok.status.status_code, ok.attributes[c.TOOL_RESULT]) == ("add", StatusCode.OK, "4")
+    assert (ok.name, ok.status.status_code, ok.attributes[c.TOOL_RESULT]) == ("execute_tool add", StatusCode.OK, "4")
     # ToolNode turned the failure into a message for the model: the node itself did not fail.
     assert {n.status.status_code for n in traced.steps("node")} == {StatusCode.OK}
 
@@ -244,6 +263,7 @@ def test_each_top_level_call_is_exactly_one_run(traced: Traced, mode: str) -> No
 
         asyncio.run(consume())
     assert traced.render() == REACT_TREE
+    assert traced.render(names=True) == REACT_NAMES
     traced.assert_one_trace()
 
 

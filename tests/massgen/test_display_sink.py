@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import massgen.tool  # noqa: F401  # fails loudly if .venv-massgen lacks MassGen
 import pytest
-
-import massgen.tool  # noqa: E402, F401  # fails loudly if .venv-massgen lacks MassGen
-
 from massgen.frontend.displays.simple_display import SimpleDisplay
 from opentelemetry.sdk.trace import TracerProvider
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import massgen.tool  # noqa: F401  # fails loudly if .venv-massgen lacks MassGen
 import pytest
-
-import massgen.tool  # noqa: E402, F401  # fails loudly if .venv-massgen lacks MassGen
-
 from mg_cli import MassGenRun, comparable
 
 from massgen_tracing.testing.otlp_receiver import ReceivedSpan
@@ -70,13 +68,13 @@ AGENT_LINES = [
 ]
 # The framework steps as spans: (name, step kind, parent span name).
 GRAPH_SPANS = [
-    ("research_graph", "run", "custom_tool.custom_tool__research_graph"),
-    ("agent", "node", "research_graph"),
-    ("ChatOpenAI", "llm", "agent"),
-    ("tools", "node", "research_graph"),
-    ("search_notes", "tool", "tools"),
-    ("agent", "node", "research_graph"),
-    ("ChatOpenAI", "llm", "agent"),
+    ("invoke_workflow research_graph", "run", "custom_tool.custom_tool__research_graph"),
+    ("agent", "node", "invoke_workflow research_graph"),
+    ("chat gpt-4o-mini", "llm", "agent"),
+    ("tools", "node", "invoke_workflow research_graph"),
+    ("execute_tool search_notes", "tool", "tools"),
+    ("agent", "node", "invoke_workflow research_graph"),
+    ("chat gpt-4o-mini", "llm", "agent"),
 ]
 AGENT_SPANS = [
     ("invoke_agent fact_checker", "run", "custom_tool.custom_tool__fact_checker"),
@@ -176,7 +174,7 @@ def test_massgen_spans_and_framework_spans_form_one_trace(runs: dict[str, MassGe
     by_id = {s.span_id: s for s in spans}
 
     for agent, tool, run_name, expected, everything in [
-            ("researcher", "research_graph", "research_graph", GRAPH_SPANS, GRAPH_ALL_SPANS),
+            ("researcher", "research_graph", "invoke_workflow research_graph", GRAPH_SPANS, GRAPH_ALL_SPANS),
             ("checker", "fact_checker", "invoke_agent fact_checker", AGENT_SPANS, AGENT_ALL_SPANS)]:
         tool_span = one(spans, f"custom_tool.custom_tool__{tool}")
         assert tool_span.attributes["massgen.agent_id"] == agent

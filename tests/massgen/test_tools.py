@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import massgen.tool  # noqa: F401  # fails loudly if .venv-massgen lacks MassGen
 import pytest
-from mg_support import EXAMPLES, timeless
-
-import massgen.tool  # noqa: E402, F401  # fails loudly if .venv-massgen lacks MassGen
-
 from massgen.tool._manager import ToolManager
+from mg_support import EXAMPLES, timeless
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -201,13 +199,13 @@ def test_every_span_of_a_call_carries_the_agent_id_under_a_tool_call_span(model:
     # No span was current (MassGen's tracing is off): the call's own span stands in for MassGen's.
     assert tree(finished) == [
         ("execute_tool make_graph", None, None),
-        ("research_graph", "run", "execute_tool make_graph"),
-        ("agent", "node", "research_graph"),
-        ("ChatOpenAI", "llm", "agent"),
-        ("tools", "node", "research_graph"),
-        ("search_notes", "tool", "tools"),
-        ("agent", "node", "research_graph"),
-        ("ChatOpenAI", "llm", "agent"),
+        ("invoke_workflow research_graph", "run", "execute_tool make_graph"),
+        ("agent", "node", "invoke_workflow research_graph"),
+        ("chat gpt-4o-mini", "llm", "agent"),
+        ("tools", "node", "invoke_workflow research_graph"),
+        ("execute_tool search_notes", "tool", "tools"),
+        ("agent", "node", "invoke_workflow research_graph"),
+        ("chat gpt-4o-mini", "llm", "agent"),
     ]
     assert {(s.attributes or {}).get(c.AGENT_ID) for s in finished} == {"agent_a"}
     assert len({s.context.trace_id for s in finished}) == 1
@@ -229,8 +227,9 @@ def test_the_run_nests_under_the_callers_current_span_without_a_stand_in(model: 
     asyncio.run(as_massgen_does())
     finished = spans.get_finished_spans()
     assert tree(finished)[:2] == [("custom_tool.custom_tool__research", None, None),
-                                  ("research_graph", "run", "custom_tool.custom_tool__research")]
-    assert [s.name for s in finished if s.name.startswith("execute_tool")] == []
+                                  ("invoke_workflow research_graph", "run", "custom_tool.custom_tool__research")]
+    # No stand-in `execute_tool make_graph`: the only tool span is the graph's own tool step.
+    assert [s.name for s in finished if s.name.startswith("execute_tool")] == ["execute_tool search_notes"]
     assert not trace.get_current_span().get_span_context().is_valid
 
 
@@ -247,7 +246,8 @@ def test_two_agents_calling_at_once_each_see_only_their_own_steps(model: Any, sp
     assert a.texts == GRAPH_LINES
     assert b.texts == GRAPH_LINES
     finished = spans.get_finished_spans()
-    runs = {(s.attributes or {}).get(c.AGENT_ID): s.context.trace_id for s in finished if s.name == "research_graph"}
+    runs = {(s.attributes or {}).get(c.AGENT_ID): s.context.trace_id for s in finished
+            if s.name == "invoke_workflow research_graph"}
     for agent, trace_id in runs.items():
         assert {(s.attributes or {}).get(c.AGENT_ID) for s in finished if s.context.trace_id == trace_id} == {agent}
     assert sorted(runs) == ["agent_a", "agent_b"]
@@ -314,7 +314,8 @@ def test_our_rendering_failing_costs_the_lines_not_the_answer(model: Any, spans:
                              factory_kwargs={"base_url": server.base_url}, agent_id="agent_a"))
     assert call.texts == []
     assert call.result == f"The notes say: {NOTE}"
-    assert [s.name for s in spans.get_finished_spans() if s.name == "research_graph"] == ["research_graph"]
+    assert [s.name for s in spans.get_finished_spans() if s.name == "invoke_workflow research_graph"] == [
+        "invoke_workflow research_graph"]
 
 
 def test_massgen_offers_the_model_only_the_task_and_injects_the_agent_id(model: Any, spans: Any) -> None:

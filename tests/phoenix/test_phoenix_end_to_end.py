@@ -106,6 +106,30 @@ EXPECTED_TREES = {
         "    final_answer final_answer",
     ],
 }
+# The same trees by span name, as Phoenix lists them: one naming rule for both frameworks
+# (docs/convention.md, "Span names").
+EXPECTED_NAME_TREES = {
+    "langgraph": [
+        "invoke_workflow weather_graph",
+        "  agent",
+        "    chat scripted-model",
+        "  tools",
+        "    execute_tool get_weather",
+        "  agent",
+        "    chat scripted-model",
+    ],
+    "smolagents": [
+        "invoke_agent forecast_agent",
+        "  plan forecast_agent",
+        "    chat scripted",
+        "  Step 1",
+        "    chat scripted",
+        "    execute_tool get_forecast",
+        "  Step 2",
+        "    chat scripted",
+        "    final_answer",
+    ],
+}
 EXPECTED_STEPS = Counter({
     ("langgraph", "run", "weather_graph"): 1,
     ("langgraph", "node", "agent"): 2,
@@ -211,8 +235,9 @@ def traced_run(phoenix: Phoenix, tmp_path_factory: pytest.TempPathFactory) -> It
     yield TracedRun(project, spans, done.stdout, done.stderr)
 
 
-def _step_trees(run: TracedRun) -> dict[str, list[str]]:
-    """Each run's step tree rendered as indented lines, keyed by the framework of its root."""
+def _step_trees(run: TracedRun, *, names: bool = False) -> dict[str, list[str]]:
+    """Each run's step tree rendered as indented lines (`kind name #index`, or with `names` the span
+    name), keyed by the framework of its root."""
     by_id = {s["context"]["span_id"]: s for s in run.spans}
     children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for step in run.steps:
@@ -225,7 +250,7 @@ def _step_trees(run: TracedRun) -> dict[str, list[str]]:
     def render(step: dict[str, Any], depth: int) -> Iterator[str]:
         a = step["attributes"]
         index = f" #{a[STEP_INDEX]}" if a[STEP_KIND] in ("node", "planning", "action") else ""
-        yield f"{'  ' * depth}{a[STEP_KIND]} {a[STEP_NAME]}{index}"
+        yield f"{'  ' * depth}{step['name']}" if names else f"{'  ' * depth}{a[STEP_KIND]} {a[STEP_NAME]}{index}"
         for child in sorted(children[step["context"]["span_id"]], key=lambda s: s["start_time"]):
             yield from render(child, depth + 1)
 
@@ -291,6 +316,10 @@ def test_every_parent_is_a_span_of_the_same_trace(traced_run: TracedRun) -> None
 
 def test_steps_nest_as_run_then_steps_then_model_and_tool_calls(traced_run: TracedRun) -> None:
     assert _step_trees(traced_run) == EXPECTED_TREES
+
+
+def test_both_frameworks_name_their_steps_by_the_same_rule(traced_run: TracedRun) -> None:
+    assert _step_trees(traced_run, names=True) == EXPECTED_NAME_TREES
 
 
 def test_llm_spans_carry_token_counts_in_both_conventions(traced_run: TracedRun) -> None:

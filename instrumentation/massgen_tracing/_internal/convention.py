@@ -65,7 +65,7 @@ STEP_INDEX = _attr("massgen.step.index", "int", "start", ("node", "planning", "a
                    "LangGraph super-step (`langgraph_step`) or smolagents step number (from 1).")
 STEP_MAX = _attr("massgen.step.max", "int", "start", ("run", "planning", "action"),
                  "The step budget where the framework has one (smolagents `max_steps`, LangGraph "
-                 "`recursion_limit`).")
+                 "`recursion_limit` when set explicitly; LangGraph's default is no budget).")
 RUN_INPUT = _attr("massgen.run.task", "string", "start", ("run",),
                   "The task or input of a run, subject to content capture and redaction.")
 NODE_TRIGGERS = _attr("massgen.node.triggers", "string[]", "start", ("node",),
@@ -112,7 +112,9 @@ GEN_AI_INPUT_TOKENS = _attr("gen_ai.usage.input_tokens", "int", "end", ("llm", "
                             "reports it).")
 GEN_AI_OUTPUT_TOKENS = _attr("gen_ai.usage.output_tokens", "int", "end", ("llm", "run"),
                              "Completion tokens.")
-LLM_TOKEN_PROMPT = _attr("llm.token_count.prompt", "int", "end", ("llm",), "OpenInference prompt tokens.")
+LLM_TOKEN_PROMPT = _attr("llm.token_count.prompt", "int", "end", ("llm",),
+                         "OpenInference prompt tokens. smolagents also writes the three `llm.token_count.*` "
+                         "on its run span, as OpenInference's smolagents instrumentor does.")
 LLM_TOKEN_COMPLETION = _attr("llm.token_count.completion", "int", "end", ("llm",),
                              "OpenInference completion tokens.")
 LLM_TOKEN_TOTAL = _attr("llm.token_count.total", "int", "end", ("llm",), "OpenInference total tokens.")
@@ -166,6 +168,14 @@ _OI_KIND = {"run": "AGENT", "node": "CHAIN", "planning": "CHAIN", "action": "CHA
 _OPERATION = {"planning": "plan", "llm": "chat", "tool": "execute_tool"}
 
 
+def _operation(framework: Any, kind: Any) -> str | None:
+    """The GenAI operation of a step kind (runs: a LangGraph graph is a workflow, a smolagents agent an
+    agent), or None for kinds the GenAI conventions have no operation for."""
+    if kind == "run":
+        return "invoke_workflow" if framework == "langgraph" else "invoke_agent"
+    return _OPERATION.get(kind)
+
+
 def step_attributes(
     framework: str,
     kind: str,
@@ -186,11 +196,10 @@ def step_attributes(
     }
     if index is not None:
         attrs[STEP_INDEX] = index
+    if (operation := _operation(framework, kind)) is not None:
+        attrs[GEN_AI_OPERATION] = operation
     if kind == "run":
-        attrs[GEN_AI_OPERATION] = "invoke_workflow" if framework == "langgraph" else "invoke_agent"
         attrs[GEN_AI_AGENT_NAME] = name
-    elif kind in _OPERATION:
-        attrs[GEN_AI_OPERATION] = _OPERATION[kind]
     if kind == "llm":
         attrs[GEN_AI_REQUEST_MODEL] = name
     elif kind in ("tool", "final_answer"):
@@ -198,6 +207,32 @@ def step_attributes(
     if extra:
         attrs.update({k: v for k, v in extra.items() if v is not None})
     return attrs
+
+
+def span_name(attributes: Mapping[str, Any]) -> str:
+    """The span name of a step, from its start attributes: the one naming rule of every instrumentor.
+
+    * a kind with a GenAI operation (run, planning, llm, tool): `{gen_ai.operation.name} {massgen.step.name}`,
+      as the GenAI conventions name spans (`invoke_workflow research`, `invoke_agent calc`, `plan calc`,
+      `chat gpt-4o`, `execute_tool add`);
+    * node: the node name; action: `Step {massgen.step.index}`; final_answer: `final_answer`.
+
+    Names stay low-cardinality: no ids, inputs or counts beyond the (bounded) step index. Attributes
+    without a step kind (not a step) give their `massgen.step.name`, or `step`.
+    """
+    kind = attributes.get(STEP_KIND)
+    name = attributes.get(STEP_NAME)
+    if kind == "node":
+        return str(name)
+    if kind == "action":
+        index = attributes.get(STEP_INDEX)
+        return "Step" if index is None else f"Step {index}"
+    if kind == "final_answer":
+        return "final_answer"
+    operation = attributes.get(GEN_AI_OPERATION) or _operation(attributes.get(FRAMEWORK), kind)
+    if operation is None:
+        return str(name) if name is not None else "step"
+    return str(operation) if name is None else f"{operation} {name}"
 
 
 def markdown_reference() -> str:

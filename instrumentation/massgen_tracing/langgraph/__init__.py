@@ -82,6 +82,14 @@ class LangGraphInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
         from massgen_tracing.langgraph._hooks import Hooks
         from massgen_tracing.langgraph._tracer import LangGraphTracer
 
+        if kwargs.get("tracer_provider") is None:
+            # Loaded by `opentelemetry-instrument` (no provider given): join the global provider with
+            # the live pipeline, as the smolagents instrumentor does, so the live view shows the steps
+            # even when smolagents is not installed.
+            from massgen_tracing._internal.setup import attach_live_pipeline
+
+            attach_live_pipeline()
+
         config = kwargs.get("config") or TraceConfig()
         lc = LangChainInstrumentor()
         if lc.is_instrumented_by_opentelemetry:

@@ -9,6 +9,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.tracers.schemas import Run
+from langgraph._internal import _config as lg_config
 from langgraph.types import Command, Send
 from openinference.instrumentation import TraceConfig, safe_json_dumps
 from openinference.instrumentation.config import REDACTED_VALUE
@@ -134,6 +135,25 @@ def resume_value(inputs: Any) -> Any:
     if isinstance(inputs, Mapping) and set(inputs) == {"input"}:
         inputs = inputs["input"]
     return inputs.resume if isinstance(inputs, Command) else None
+
+
+# The limit LangGraph's `ensure_config` fills in when none is given. langgraph 1.2 marks it with its own
+# int subclass (so an explicit limit equal to it still counts); before, it compared by value.
+_DEFAULT_LIMIT_TYPE: type | None = getattr(lg_config, "_DefaultRecursionLimit", None)
+_DEFAULT_LIMIT: Any = getattr(lg_config, "DEFAULT_RECURSION_LIMIT", None)
+
+
+def explicit_recursion_limit(limit: Any) -> int | None:
+    """The run's `recursion_limit` when the user configured one, else None.
+
+    LangGraph's default (10007 in langgraph 1.2) is a safety net, not a budget: as `massgen.step.max` it
+    would only show a meaningless "step 5/10007".
+    """
+    if limit is None or isinstance(limit, bool):
+        return None
+    if _DEFAULT_LIMIT_TYPE is not None:
+        return None if isinstance(limit, _DEFAULT_LIMIT_TYPE) else int(limit)
+    return None if limit == _DEFAULT_LIMIT else int(limit)
 
 
 def run_attributes(

@@ -138,10 +138,12 @@ class Hooks:
         # them); its first chain start in this context is the run's. The generator is returned as is.
         if self._active:
             with internal("langgraph.graph_hint"):
-                # The config the run will resolve: name and recursion limit as Pregel computes them.
+                # The config the run will resolve: name and recursion limit as Pregel computes them
+                # (the limit only when the user set one: LangGraph's default is no step budget).
                 config = ensure_config(instance.config, _arg(args, kwargs, 1, "config"))
                 GRAPH_HINT.set(GraphHint(name=str(config.get("run_name", instance.get_name())),
-                                         recursion_limit=config.get("recursion_limit")))
+                                         recursion_limit=a.explicit_recursion_limit(
+                                             config.get("recursion_limit"))))
         return wrapped(*args, **kwargs)
 
     def _routing(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],

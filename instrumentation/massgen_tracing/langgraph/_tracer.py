@@ -161,6 +161,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         step = _Step(parent, None if parent is None else parent if parent.kind == "run" else parent.run)
         parent_span = self._spans_by_run.get(parent_id) if parent_id else None  # OpenInference's choice
         attributes: dict[str, Any] | None = None
+        name = run.name  # a LangChain run that is not a step keeps its run name
         with internal("langgraph.start_attributes"):
             if parent_id is not None and run.run_type == "chain" and ROUTING.get() == parent_id:
                 # A conditional edge's routing function: its decision is recorded on the deciding
@@ -170,6 +171,8 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
             if parent_span is None:
                 parent_span = self.span_of(parent_id)  # under a routing function: its node's span
             attributes = self._classify(run, step, tool_inputs)
+            if attributes is not None:  # a step: named by the convention's rule, as in every framework
+                name = c.span_name(attributes)
         parent_context: context_api.Context | None
         if parent_span is not None:
             parent_context = trace_api.set_span_in_context(parent_span)
@@ -178,7 +181,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
             # span the hooks attached) is the parent, as in OpenInference.
             parent_context = context_api.Context() if self._separate_trace_from_runtime_context else None
         # The handler may run after the fact: the span starts when the run did.
-        span = self._start_span(run.name, parent_context, _as_utc_nano(run.start_time), attributes)
+        span = self._start_span(name, parent_context, _as_utc_nano(run.start_time), attributes)
         step.span = span
         self._spans_by_run[run.id] = span
         self._steps[run.id] = step

@@ -103,7 +103,7 @@ def run_start(agent: Any, task: Any, max_steps: int, additional_args: Any) -> tu
         attrs[f"smolagents.managed_agents.{i}.name"] = agent_name(managed)
         if description := getattr(managed, "description", None):
             attrs[f"smolagents.managed_agents.{i}.description"] = description
-    return f"invoke_agent {name}", with_context(attrs)
+    return c.span_name(attrs), with_context(attrs)
 
 
 def run_end(output: Any, input_tokens: int, output_tokens: int) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def planning_start(agent: Any, index: int | None, max_steps: int) -> tuple[str, 
     name = agent_name(agent)
     attrs = c.step_attributes(FRAMEWORK, "planning", name, index=index,
                               extra={c.STEP_MAX: max_steps, c.GEN_AI_AGENT_NAME: name})
-    return f"plan {name}", with_context(attrs)
+    return c.span_name(attrs), with_context(attrs)
 
 
 def planning_end(planning_step: Any) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def action_start(agent: Any, index: int, max_steps: int) -> tuple[str, dict[str,
     name = agent_name(agent)
     attrs = c.step_attributes(FRAMEWORK, "action", name, index=index,
                               extra={c.STEP_MAX: max_steps, c.GEN_AI_AGENT_NAME: name})
-    return f"Step {index}", with_context(attrs)
+    return c.span_name(attrs), with_context(attrs)
 
 
 def action_end(memory_step: Any) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def llm_start(model: Any, arguments: Mapping[str, Any]) -> tuple[str, dict[str, 
     attrs.update(oi._input_value_and_mime_type(arguments))
     attrs.update(oi._llm_invocation_parameters(model, arguments))
     attrs.update(oi._llm_input_messages(arguments))
-    return f"chat {name}", with_context(attrs)
+    return c.span_name(attrs), with_context(attrs)
 
 
 class _Collector:
@@ -272,8 +272,7 @@ def tool_start(tool: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> t
     attrs[SpanAttributes.INPUT_VALUE] = arguments
     attrs[SpanAttributes.INPUT_MIME_TYPE] = JSON
     attrs.update(oi._tools(tool))
-    span_name = "final_answer" if kind == "final_answer" else f"execute_tool {name}"
-    return span_name, kind, with_context(attrs)
+    return c.span_name(attrs), kind, with_context(attrs)
 
 
 def tool_end(tool: Any, result: Any) -> dict[str, Any]:
@@ -292,7 +291,7 @@ def managed_agent_start(agent: Any, task: Any, kwargs: Mapping[str, Any]) -> tup
     attrs[SpanAttributes.TOOL_NAME] = name
     if description := getattr(agent, "description", None):
         attrs[SpanAttributes.TOOL_DESCRIPTION] = description
-    return f"execute_tool {name}", with_context(attrs)
+    return c.span_name(attrs), with_context(attrs)
 
 
 def result_end(result: Any) -> dict[str, Any]:
@@ -301,4 +300,5 @@ def result_end(result: Any) -> dict[str, Any]:
 
 
 def forced_final_answer_start() -> tuple[str, dict[str, Any]]:
-    return "final_answer", with_context(c.step_attributes(FRAMEWORK, "final_answer", "final_answer"))
+    attrs = c.step_attributes(FRAMEWORK, "final_answer", "final_answer")
+    return c.span_name(attrs), with_context(attrs)
