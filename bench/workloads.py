@@ -184,9 +184,9 @@ def _ours(fw: str) -> Any:
 def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
     """label -> (set up, tear down). All traced ones export through a BatchSpanProcessor to a null exporter.
 
-    "massgen-tracing" is the full default pipeline: our instrumentor, redaction, the live processor with
-    the plain terminal sink (to /dev/null) and the JSONL sink; "no sinks" keeps instrumentation and
-    redaction only, to separate the cost of the live view from that of the instrumentation.
+    "default" is what `MASSGEN_TRACING=1` runs: our instrumentor, redaction and the live processor with
+    the plain terminal sink (written to /dev/null); "+ JSONL" adds MASSGEN_TRACING_FILE; "no sinks" keeps
+    instrumentation and redaction only, separating the cost of the live view from the instrumentation's.
     """
 
     def untraced() -> Any:
@@ -202,16 +202,22 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
         inst.instrument(tracer_provider=tp)
         return inst, tp, None
 
-    def ours_up(extra_sinks: list[Any] | None = None, live: bool = True) -> Callable[[], Any]:
+    def ours_up(*, console: bool = True, jsonl: bool = False, slow: bool = False) -> Callable[[], Any]:
         def up() -> Any:
-            tp = TracerProvider(shutdown_on_exit=False)
-            devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # closed in down()
             from massgen_tracing._internal.console import PlainConsoleSink
 
+            tp = TracerProvider(shutdown_on_exit=False)
+            devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # closed in down()
             tmp = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)  # noqa: SIM115  # path only
             tmp.close()
-            sinks: list[Any] = [PlainConsoleSink(devnull), JsonlSink(tmp.name), *(extra_sinks or [])]
-            proc = LiveStepProcessor(sinks if live else [], redactor=Redactor(), shutdown_timeout=0.2)
+            sinks: list[Any] = []
+            if console:
+                sinks.append(PlainConsoleSink(devnull))
+            if jsonl:
+                sinks.append(JsonlSink(tmp.name))
+            if slow:
+                sinks.append(_SlowSink(0.05))
+            proc = LiveStepProcessor(sinks, redactor=Redactor(), shutdown_timeout=0.2)
             tp.add_span_processor(proc)
             tp.add_span_processor(BatchSpanProcessor(_null_exporter()))
             inst = _ours(fw)
@@ -233,7 +239,8 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
     return {
         "untraced": (untraced, none_down),
         "openinference alone": (oi_up, down),
-        "massgen-tracing, no sinks": (ours_up(live=False), down),
-        "massgen-tracing": (ours_up(), down),
-        "massgen-tracing + 50 ms/record sink": (ours_up([_SlowSink(0.05)]), down),
+        "massgen-tracing, no sinks": (ours_up(console=False), down),
+        "massgen-tracing (default: console)": (ours_up(), down),
+        "massgen-tracing + JSONL": (ours_up(jsonl=True), down),
+        "massgen-tracing + 50 ms/record sink": (ours_up(slow=True), down),
     }
