@@ -520,3 +520,11 @@ def test_make_console_sink_names_the_bad_value_and_the_allowed_ones() -> None:
 def test_recorded_fixtures_match_the_hand_built_runs(name: str, build: Any) -> None:
     with open(DATA / f"{name}.jsonl", encoding="utf-8") as f:
         assert [r.to_dict() for r in read_jsonl(f)] == [r.to_dict() for r in build()]
+
+
+def test_an_error_shows_the_exception_not_the_traceback_openinference_puts_in_the_status():
+    from massgen_tracing._internal.console import _error_head
+
+    assert _error_head("KeyError('B-200')Traceback (most recent call last):\n  File x\nKeyError: 'B-200'") == (
+        "KeyError('B-200')")
+    assert _error_head("ValueError: boom") == "ValueError: boom"

@@ -144,6 +144,12 @@ _ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 _ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 
 
+def _error_head(description: str) -> str:
+    """A status description's first meaningful line: OpenInference puts whole tracebacks there."""
+    head = description.split("Traceback (most recent call last)", 1)[0].strip() or description.strip()
+    return head.splitlines()[0] if head else head
+
+
 def _escape(text: str) -> str:
     # One line per record, and no terminal control sequences from model output or user data.
     return text.translate(_ESCAPES)
@@ -426,8 +432,8 @@ class StepTree:
             node.start_ns = record.start_time_ns
         if record.status == "error":
             node.status = "error"
-            node.error = _escape(record.error) if isinstance(record.error, str) and record.error else None
-            node.error = node.error or node.exception or "error"
+            node.error = _escape(_error_head(record.error)) if isinstance(record.error, str) and record.error else None
+            node.error = node.exception or node.error or "error"
         elif a.get(c.INTERRUPTED) is True:
             node.status = "interrupted"
         else:
