@@ -115,7 +115,7 @@ def test_a_host_provider_is_joined_not_replaced(fresh_global):
 
 def test_a_program_exits_promptly_when_the_collector_is_unreachable(tmp_path):
     # Port 9 (discard) is closed on loopback: every export attempt is refused and the SDK would retry
-    # with back-off for ~7 s at exit. The bound is the setting (1 s) plus interpreter teardown.
+    # with back-off for ~7 s at exit. The bound is the setting (0.5 s here) plus interpreter teardown.
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent("""
         import time, massgen_tracing

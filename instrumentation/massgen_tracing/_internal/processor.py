@@ -158,7 +158,7 @@ class LiveStepProcessor(SpanProcessor):
         queue_size: int = 10000,
         max_value_length: int = 16384,
         redactor: Redactor | None = None,
-        shutdown_timeout: float = 1.0,
+        shutdown_timeout: float = 0.5,
     ):
         self._queue_size = queue_size
         self._max_len = max_value_length

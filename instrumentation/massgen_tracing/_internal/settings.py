@@ -66,7 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Per-sink bound on queued event records; starts and ends are never dropped.", minimum=1),
     Setting("max_value_length", ("MASSGEN_TRACING_MAX_VALUE_LENGTH",), "int", 16384,
             "Longest string value kept in a step record (longer ones are cut and marked).", minimum=64),
-    Setting("shutdown_timeout", ("MASSGEN_TRACING_SHUTDOWN_TIMEOUT",), "float", 1.0,
+    Setting("shutdown_timeout", ("MASSGEN_TRACING_SHUTDOWN_TIMEOUT",), "float", 0.5,
             "Seconds the program may spend at exit flushing sinks and exporters, even when the "
             "collector is unreachable.", minimum=0.0),
 )
