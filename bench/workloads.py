@@ -137,9 +137,34 @@ def smolagents_tool_calling() -> Workload:
     return run
 
 
+def smolagents_code_agent() -> Workload:
+    from massgen_tracing.testing.smolagents_models import ScriptedModel, code
+    from smolagents import CodeAgent, tool
+
+    @tool
+    def price(item: str) -> float:
+        """Price of an item.
+
+        Args:
+            item: the item
+        """
+        return {"bread": 2.25, "milk": 1.2}.get(item, 0.0)
+
+    def run() -> Any:
+        model = ScriptedModel([
+            code('total = price("bread") + price("milk")\nprint(total)'),
+            code("final_answer(round(total, 2))"),
+        ], model_id="bench-model")
+        agent = CodeAgent(tools=[price], model=model, max_steps=4, verbosity_level=0)
+        return agent.run("What do bread and milk cost together?")
+
+    return run
+
+
 WORKLOADS: dict[str, dict[str, Callable[[], Workload]]] = {
     "langgraph": {"ReAct loop (2 tool calls)": langgraph_react, "Send fan-out (8 branches)": langgraph_fanout},
-    "smolagents": {"ToolCallingAgent (2 tool calls)": smolagents_tool_calling},
+    "smolagents": {"ToolCallingAgent (2 tool calls)": smolagents_tool_calling,
+                   "CodeAgent (2 code steps, 2 tool calls)": smolagents_code_agent},
 }
 
 
