@@ -112,7 +112,7 @@ def run_demo(*, framework: str = "both", pace: float = 0.15, file: str | None = 
     path: str | None
     if setup.current() is None:
         path = file or os.environ.get("MASSGEN_TRACING_FILE") or DEFAULT_FILE
-        state = massgen_tracing.configure(file=path, console=console)
+        massgen_tracing.configure(file=path, console=console)
     else:  # MASSGEN_TRACING=1 already configured this process: keep its choices
         state = setup.current()
         path = state.settings["file"] if state is not None else None

@@ -293,7 +293,7 @@ class LiveStepProcessor(SpanProcessor):
     def _clean_event_attrs(self, attrs: Any) -> dict[str, Any]:
         red = self._redactor
         assert red is not None
-        return {k: red.value(v) for k, v in attrs.items()}
+        return red.mapping(dict(attrs))
 
     def _on_ending(self, span: Span) -> None:
         # The span is still ours to edit here (exporters see it only in on_end): mask secrets in the
@@ -305,10 +305,7 @@ class LiveStepProcessor(SpanProcessor):
         if store is None:
             return
         try:
-            for k, v in list(store.items()):
-                nv = red.value(v)
-                if nv is not v:
-                    store[k] = nv
+            red.mapping(store)
         except Exception as exc:  # never raise into the host, never leak either
             if strict():
                 raise

@@ -83,7 +83,7 @@ class Redactor:
                 lower = name in _LOWER_LITERALS
                 lits = _LOWER_LITERALS[name] if lower else _LITERALS[name]
                 self._shapes.append((name, lits, lower, re.compile(pat)))
-        self._assign = _ASSIGN if defaults else None
+        self._assignments = defaults
         self._extra = [p if isinstance(p, re.Pattern) else re.compile(p) for p in extra]
 
     def redact(self, text: str) -> str:
@@ -100,7 +100,7 @@ class Redactor:
             if any(lit in hay for lit in lits):
                 text = pat.sub(f"[REDACTED:{name}]", text)
                 low = None
-        if self._assign is not None:
+        if self._assignments:
             if low is None:
                 low = text.lower()
             if ("=" in text or ":" in text) and any(w in low for w in _ASSIGN_WORDS):
@@ -118,7 +118,7 @@ class Redactor:
 
     def mapping(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Redact a plain dict in place and return it."""
-        for k, v in attrs.items():
+        for k, v in list(attrs.items()):
             nv = self.value(v)
             if nv is not v:
                 attrs[k] = nv
