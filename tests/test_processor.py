@@ -287,7 +287,7 @@ def test_a_failing_redaction_at_span_end_leaves_the_span_exportable(monkeypatch)
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
 
     class BrokenRedactor(Redactor):
-        def value(self, v):
+        def redact(self, text):
             raise RuntimeError("regex engine broke")
 
     tracer, _proc, exporter = make([ListSink()], redactor=BrokenRedactor())
@@ -300,3 +300,25 @@ def test_a_failing_redaction_at_span_end_leaves_the_span_exportable(monkeypatch)
     assert span.attributes[c.OUTPUT_VALUE] == "[REDACTED:redaction failed]"
     assert dict(span.events[0].attributes) == {c.PROGRESS_MESSAGE: "[REDACTED:redaction failed]",
                                                c.PROGRESS_CURRENT: 2}
+
+
+def test_a_failing_redaction_at_span_start_still_masks_the_record_events_and_span(monkeypatch):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+
+    class BrokenRedactor(Redactor):
+        def redact(self, text):
+            raise RuntimeError("regex engine broke")
+
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=BrokenRedactor())
+    secret = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"
+    attrs = {**step("node", "n"), c.INPUT_VALUE: f"the key is {secret}"}
+    with tracer.start_as_current_span("n", attributes=attrs) as s:
+        s.add_event(c.EVENT_PROGRESS, {c.PROGRESS_MESSAGE: f"using {secret}"})
+    proc.force_flush()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes[c.INPUT_VALUE] == "[REDACTED:redaction failed]"
+    assert dict(span.events[0].attributes) == {c.PROGRESS_MESSAGE: "[REDACTED:redaction failed]"}
+    assert [r.type for r in sink.records] == ["start", "event", "end"]
+    assert all(secret not in repr(r.attributes) for r in sink.records)
+    assert sink.records[0].attributes[c.INPUT_VALUE] == "[REDACTED:redaction failed]"

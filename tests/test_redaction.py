@@ -16,6 +16,10 @@ SECRETS = [
     ("xoxb-1234567890-abcdefghij", "slack_token"),
     ("gsk_aBcDeFgHiJkLmNoPqRsTuVwX", "groq_key"),
     ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlLXZhbHVl", "jwt"),
+    ("xai-aBcDeFgHiJkLmNoPqRsTuVwX", "xai_key"),
+    ("ASIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_token"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "private_key"),
 ]
 
 
@@ -49,3 +53,26 @@ def test_defaults_can_be_switched_off_leaving_only_user_patterns():
     r = Redactor([r"ACME-\d{6}"], defaults=False)
     assert r.redact("ACME-123456 sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t") == (
         "[REDACTED] sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t")
+
+
+def test_the_prefilter_never_lets_a_secret_through_that_the_full_scan_would_mask():
+    """The fast path skips text the prefilters find nothing in; compare it with every shape's own scan."""
+    import random
+
+    fast, full = Redactor(), Redactor()
+    full._fast = False  # the per-shape literal tests and regexes only
+    words = ["the", "weather", "Paris", '{"run_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}', "langgraph_step",
+             "Asia", "skeleton", "hf", "eye", "J", "-", "_", "token", "Key", "passed", "secretary", "bear"]
+    secrets = [s for s, _ in SECRETS] + ["Bearer abcdefghijklmnop", "BEARER abcdefghijklmnop"]
+    for name in ("api_key", "API-KEY", "ApiKey", "secret_key", "Client_Secret", "access_token", "Access-Token",
+                 "ACCESSTOKEN", "auth_token", "Auth-Token", "authtoken", "password", "PASSWD"):
+        secrets += [f"{name}=hunter2hunter2", f'"{name}": "hunter2hunter2"']
+    rng = random.Random(7)
+    for _ in range(3000):
+        parts = [rng.choice(words) for _ in range(rng.randint(1, 12))]
+        if rng.random() < 0.6:
+            parts.insert(rng.randint(0, len(parts)), rng.choice(secrets))
+        text = " ".join(parts)
+        assert fast.redact(text) == full.redact(text), text
+    for secret in secrets:
+        assert fast.redact(f"x {secret} y") != f"x {secret} y", secret

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -627,14 +627,22 @@ class PlainConsoleSink:
         self._transcode = not self._encoding.lower().replace("-", "").replace("_", "").startswith("utf")
 
     def handle(self, record: StepRecord) -> None:
-        with guard.internal("console.plain"), self._lock:
+        self.handle_batch((record,))
+
+    def handle_batch(self, records: Sequence[StepRecord]) -> None:
+        """Lines for all of `records`, written with one write and one flush: each write lets the
+        program's thread take the GIL back, so a burst costs one hand-over rather than one per line."""
+        lines: list[str] = []
+        with self._lock:
             if self._broken:
                 return
-            node = self._tree.feed(record)
-            if node is None:
-                return
-            line = self.format(record, node)
-            self._write(line)
+            for record in records:
+                with guard.internal("console.plain"):
+                    node = self._tree.feed(record)
+                    if node is not None:
+                        lines.append(self.format(record, node))
+            if lines:
+                self._write("\n".join(lines))
 
     def format(self, record: StepRecord, node: StepNode) -> str:
         """The line for `record` about `node` (already fed to this sink's tree)."""
@@ -697,9 +705,17 @@ class PlainConsoleSink:
             self._stream.flush()
 
 
+_clock_cache: tuple[int, str] = (-1, "")
+
+
 def _local_time(ns: int) -> str:
+    global _clock_cache
     secs, rem = divmod(ns, 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{rem // 1_000_000:03d}"
+    cached_secs, text = _clock_cache  # one tuple: safe to read and replace from several sink threads
+    if cached_secs != secs:
+        text = time.strftime("%H:%M:%S", time.localtime(secs))
+        _clock_cache = (secs, text)
+    return f"{text}.{rem // 1_000_000:03d}"
 
 
 # --- the live sink ------------------------------------------------------------------------------------

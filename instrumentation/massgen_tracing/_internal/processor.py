@@ -18,11 +18,15 @@ from opentelemetry.trace import StatusCode
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, report_internal_error, strict
 from massgen_tracing._internal.records import StepRecord
-from massgen_tracing._internal.redact import Redactor
+from massgen_tracing._internal.redact import _MIN_LEN, Redactor
 from massgen_tracing._internal.sinks import Sink
 
 logger = logging.getLogger("massgen_tracing")
 _STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}
+# A step span's masked start attributes, kept on the span from `on_start` to `_on_ending`: an
+# attribute still holding the very same string at the end is not scanned a second time.
+_MEMO_ATTR = "_massgen_tracing_masked"
+_MEMO_MIN = 64  # shorter strings cost less to rescan than to remember
 
 
 def _mask_all(attrs: Any) -> dict[str, Any]:
@@ -32,6 +36,20 @@ def _mask_all(attrs: Any) -> dict[str, Any]:
 
 def _hex_span(span_id: int) -> str:
     return format(span_id, "016x")
+
+
+def _attrs_of(span: ReadableSpan) -> dict[str, Any] | None:
+    """The span's attributes as a plain dict, without copying when the SDK lets us.
+
+    `span.attributes` is a mapping proxy over `BoundedAttributes`, whose Python-level `__iter__` and
+    `__getitem__` made copying it the costliest line of record building; its `_dict` is a plain dict.
+    Read only, never kept: callers copy what they hold on to.
+    """
+    store = getattr(span._attributes, "_dict", None)
+    if isinstance(store, dict):
+        return store
+    attrs = span.attributes
+    return dict(attrs) if attrs is not None else None
 
 
 class _SinkWorker:
@@ -51,6 +69,10 @@ class _SinkWorker:
         self._events_queued = 0
         self._open_delta: dict[str, StepRecord] = {}  # span_id -> delta record not yet handed out
         self._busy = False
+        self._inflight = 0  # records of the batch being delivered, not yet handed to the sink
+        batch_fn = getattr(sink, "handle_batch", None)
+        self._batch: Callable[[list[StepRecord]], object] | None = batch_fn if callable(batch_fn) else None
+        self._flushers = 0  # flush() calls waiting for the queue to empty
         self._closing = False
         self._closed = threading.Event()
         self.delivered = 0
@@ -97,22 +119,37 @@ class _SinkWorker:
                     self._cond.wait()
                 if not self._q:
                     break
-                rec = self._q.popleft()
-                if rec.type == "event":
-                    self._events_queued -= 1
-                    if self._open_delta.get(rec.span_id) is rec:
-                        del self._open_delta[rec.span_id]
+                # Take everything waiting in one go: one lock round-trip and one wake-up per burst of
+                # records, not per record (a step's start, events and end often arrive together).
+                batch = list(self._q)
+                self._q.clear()
+                self._events_queued = 0
+                self._open_delta.clear()  # every delta still open is in this batch now
+                self._inflight = len(batch)
                 self._busy = True
             try:
-                self.sink.handle(rec)
-                self.delivered += 1
-            except Exception as exc:  # noqa: BLE001  # a failing sink must never reach the program
-                self.failed += 1
-                report_internal_error(f"sink {self.name}", exc)
+                if self._batch is not None and len(batch) > 1:
+                    try:
+                        self._batch(batch)
+                        self.delivered += len(batch)
+                    except Exception as exc:  # noqa: BLE001  # a failing sink must never reach the program
+                        self.failed += len(batch)
+                        report_internal_error(f"sink {self.name}", exc)
+                else:
+                    for rec in batch:
+                        try:
+                            self.sink.handle(rec)
+                            self.delivered += 1
+                        except Exception as exc:  # noqa: BLE001  # see above
+                            self.failed += 1
+                            report_internal_error(f"sink {self.name}", exc)
+                        self._inflight -= 1
             finally:
                 with self._cond:
                     self._busy = False
-                    self._cond.notify_all()
+                    self._inflight = 0
+                    if self._flushers:
+                        self._cond.notify_all()
         try:
             self.sink.close()
         except Exception as exc:  # noqa: BLE001  # see above
@@ -122,11 +159,15 @@ class _SinkWorker:
 
     def flush(self, deadline: float) -> bool:
         with self._cond:
-            while self._q or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
+            self._flushers += 1
+            try:
+                while self._q or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+            finally:
+                self._flushers -= 1
         return True
 
     def begin_close(self) -> None:
@@ -141,7 +182,7 @@ class _SinkWorker:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._q)
+            return len(self._q) + self._inflight
 
 
 class LiveStepProcessor(SpanProcessor):
@@ -206,20 +247,33 @@ class LiveStepProcessor(SpanProcessor):
                          "pending": w.pending()} for w in self._workers}
 
     # --- record building --------------------------------------------------------------------------
-    def _clean(self, attrs: Any, redact: bool = True) -> dict[str, Any]:
-        """Copy for a record: masked (unless already masked upstream of us) and length-limited."""
+    def _clean(self, attrs: Any, redact: bool = True,
+               memo: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
+        """Copy for a record: masked (unless already masked upstream of us) and length-limited.
+
+        With `memo`, each value that redaction changed or had to scan is remembered as
+        key -> (original, masked), so the span's end can reuse the result for the same object.
+        """
         out = dict(attrs) if attrs else {}
         red = self._redactor if redact else None
         limit = self._max_len
+        changed: list[tuple[str, Any]] = []
         for k, v in out.items():
-            if isinstance(v, str):
-                if red is not None:
-                    v = red.redact(v)
+            if type(v) is str:
+                if red is not None and len(v) >= _MIN_LEN:
+                    masked = red.redact(v)
+                    if memo is not None and len(v) >= _MEMO_MIN:
+                        memo[k] = (v, masked)
+                    v = masked
+                    if len(v) <= limit:
+                        changed.append((k, v))
+                        continue
                 if len(v) > limit:
-                    v = v[:limit] + f"…[{len(v) - limit} more chars]"
-                out[k] = v
-            elif red is not None and isinstance(v, tuple) and v and isinstance(v[0], str):
-                out[k] = red.value(v)
+                    changed.append((k, v[:limit] + f"…[{len(v) - limit} more chars]"))
+            elif red is not None and isinstance(v, (tuple, list)) and v and isinstance(v[0], str):
+                changed.append((k, red.value(v)))
+        for k, v in changed:
+            out[k] = v
         return out
 
     def _emit(self, rec: StepRecord) -> None:
@@ -232,13 +286,21 @@ class LiveStepProcessor(SpanProcessor):
             with internal("processor.start_hook"):
                 hook(span, parent_context)
         with internal("processor.on_start"):
-            attrs = span.attributes
+            attrs = _attrs_of(span)
             if not self._workers or attrs is None or c.STEP_KIND not in attrs:
                 if self._redactor is not None:
                     self._hook_events(span, None)
                 return
             ctx = span.get_span_context()
             parent = span.parent
+            memo: dict[str, tuple[Any, Any]] | None = {} if self._redactor is not None else None
+            try:
+                cleaned = self._clean(attrs, memo=memo)
+            except Exception as exc:  # never raise into the host, never leak either; events still get hooked
+                if strict():
+                    raise
+                report_internal_error("processor.redact", exc)
+                cleaned, memo = _mask_all(attrs), None
             rec = StepRecord(
                 type="start",
                 time_ns=span.start_time or time.time_ns(),
@@ -246,8 +308,10 @@ class LiveStepProcessor(SpanProcessor):
                 span_id=_hex_span(ctx.span_id),
                 parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
                 span_name=span.name,
-                attributes=self._clean(attrs),
+                attributes=cleaned,
             )
+            if memo:  # the start attributes, masked once: `_on_ending` reuses what did not change
+                setattr(span, _MEMO_ATTR, memo)  # an attribute of our own on the instance
             self._hook_events(span, rec)
             self._emit(rec)
 
@@ -305,7 +369,17 @@ class LiveStepProcessor(SpanProcessor):
         if store is None:
             return
         try:
-            red.mapping(store)
+            memo: dict[str, tuple[Any, Any]] | None = getattr(span, _MEMO_ATTR, None)
+            if memo:
+                delattr(span, _MEMO_ATTR)
+                value = red.value
+                for k, v in list(store.items()):
+                    seen = memo.get(k)
+                    nv = seen[1] if seen is not None and seen[0] is v else value(v)
+                    if nv is not v:
+                        store[k] = nv
+            else:
+                red.mapping(store)
         except Exception as exc:  # never raise into the host, never leak either
             if strict():
                 raise
@@ -314,7 +388,7 @@ class LiveStepProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         with internal("processor.on_end"):
-            attrs = span.attributes
+            attrs = _attrs_of(span)
             if not self._workers or attrs is None or c.STEP_KIND not in attrs:
                 return
             ctx = span.get_span_context()

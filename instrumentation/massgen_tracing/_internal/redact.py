@@ -55,7 +55,19 @@ _LOWER_LITERALS = {"bearer_token": ("bearer ",)}
 # Stems `_ASSIGN` needs (`token`/`key` alone would send most prose through the regex).
 _ASSIGN_WORDS = ("api_key", "api-key", "apikey", "secret", "access_token", "access-token", "accesstoken",
                  "auth_token", "auth-token", "authtoken", "passw")
-
+# All of the above as two regex scans, one over the text and one over its lower-cased copy, that
+# find where any default shape *could* match. Every branch starts with one fixed character, rare in
+# ordinary text where possible (`J` of `eyJ`, `-` of `sk-`), and looks behind for the rest, so sre
+# can skip along by that character set: ~2x faster than testing the ~30 fragments one by one.
+_PREFILTER = re.compile(
+    r"-(?:(?<=sk-)|(?<=xai-)|(?<=xox[abprs]-))"
+    r"|_(?:(?<=hf_)|(?<=gsk_)|(?<=gh[pousr]_)|(?<=github_pat_))"
+    r"|A(?:Iza|KIA|SIA)|PRIVATE KEY|J(?<=eyJ)"
+)
+_PREFILTER_LOWER = re.compile(
+    r"k(?:(?<=api_k)|(?<=api-k)|(?<=apik))ey|k(?:(?<=access_tok)|(?<=access-tok)|(?<=accesstok)"
+    r"|(?<=auth_tok)|(?<=auth-tok)|(?<=authtok))en|w(?<=passw)|c(?<=sec)ret|bearer "
+)
 
 def _mask_assignments(text: str, low: str) -> str:
     if len(low) != len(text):  # a few Unicode letters change length when lower-cased
@@ -85,10 +97,13 @@ class Redactor:
                 self._shapes.append((name, lits, lower, re.compile(pat)))
         self._assignments = defaults
         self._extra = [p if isinstance(p, re.Pattern) else re.compile(p) for p in extra]
+        self._fast = defaults and not self._extra  # the prefilters cover exactly the default shapes
 
     def redact(self, text: str) -> str:
         if len(text) < _MIN_LEN:
             return text
+        if self._fast and _PREFILTER.search(text) is None and _PREFILTER_LOWER.search(text.lower()) is None:
+            return text  # no fragment any default shape needs: nothing to mask
         low: str | None = None
         for name, lits, lower, pat in self._shapes:
             if lower:
@@ -110,16 +125,31 @@ class Redactor:
         return text
 
     def value(self, v: Any) -> Any:
+        """`v` masked: a string, or a list/tuple of strings. Unchanged values come back as the same object."""
         if isinstance(v, str):
             return self.redact(v)
         if isinstance(v, (tuple, list)) and v and isinstance(v[0], str):
-            return type(v)(self.redact(x) if isinstance(x, str) else x for x in v)
+            redact = self.redact
+            masked = [redact(x) if isinstance(x, str) else x for x in v]
+            if any(m is not x for m, x in zip(masked, v, strict=True)):
+                return type(v)(masked)
         return v
 
     def mapping(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Redact a plain dict in place and return it."""
-        for k, v in list(attrs.items()):
-            nv = self.value(v)
+        changed: list[tuple[str, Any]] = []
+        redact, value = self.redact, self.value
+        for k, v in attrs.items():
+            if type(v) is str:  # the common case, inline: most attribute strings are short
+                if len(v) < _MIN_LEN:
+                    continue
+                nv = redact(v)
+            elif type(v) is tuple or type(v) is list:
+                nv = value(v)
+            else:
+                continue
             if nv is not v:
-                attrs[k] = nv
+                changed.append((k, nv))
+        for k, nv in changed:
+            attrs[k] = nv
         return attrs

@@ -211,8 +211,11 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 merged = dict(get_attributes_from_context())
                 merged.update(attributes)
                 masked = {}
+                mask = config.mask
                 for key, value in merged.items():
-                    if (kept := config.mask(key, value)) is not None:
+                    if key.startswith("massgen."):  # ours: content in them was masked when built
+                        masked[key] = value
+                    elif (kept := mask(key, value)) is not None:
                         masked[key] = kept
                 # As OITracer does: the SDK's start_span with the OITracer as `self` (its id generator).
                 sdk_tracer: Any = oi.__wrapped__  # type: ignore[attr-defined]  # OITracer is a wrapt proxy
