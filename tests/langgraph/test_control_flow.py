@@ -11,8 +11,8 @@ from langgraph.config import get_stream_writer
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, StreamWriter, interrupt
-from lg_tracing import Traced
+from langgraph.types import Command, Send, StreamWriter, interrupt
+from lg_tracing import Traced, start_tracing
 from opentelemetry.trace import StatusCode
 
 from massgen_tracing._internal import convention as c
@@ -306,3 +306,26 @@ def test_a_conditional_entry_point_is_a_route_on_the_start_node(traced: Traced) 
     assert start.attributes[c.ROUTE] == ("big",)
     assert [e.attributes for e in traced.events(start, c.EVENT_ROUTE)] == [{c.ROUTE_TARGETS: ("big",)}]
 
+
+
+def test_a_graph_compiled_before_tracing_started_still_hides_routing_functions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compiled first, as a module does at import time before the program calls configure(): its
+    # branches hold LangGraph's own `_route`, from before the routing hook was installed.
+    builder = StateGraph(Count)
+    builder.add_node("plan", lambda s: {"n": 1})
+    builder.add_node("work", lambda s: {"n": 2})
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", lambda s: [Send("work", s)] if s["n"] else END, ["work", END])
+    graph = builder.compile(name="early")
+    traced, stop = start_tracing(monkeypatch)
+    try:
+        assert graph.invoke({"n": 0}) == {"n": 2}
+    finally:
+        stop()
+    assert traced.render() == """\
+run early
+  node plan
+  node work"""
+    traced.assert_one_trace()
+    assert traced.one("node", "plan").attributes[c.ROUTE] == ("work",)

@@ -104,6 +104,17 @@ class _Step:
         return s
 
 
+def _after_the_node_body(tags: list[str] | None) -> bool:
+    """True for a run a node starts after its own body: a conditional edge's routing function.
+
+    LangGraph runs a node as a sequence: its body is `seq:step:1` (runs made inside the body inherit
+    that config) and its writers and branches follow as `seq:step:2`, `3`, ...; only a branch's
+    routing function makes a run there. This finds routing functions of graphs compiled before
+    instrumentation started, whose branches hold LangGraph's `_route` from before the hook.
+    """
+    return any(tag.startswith("seq:step:") and tag != "seq:step:1" for tag in tags or ())
+
+
 class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
     """Installed by `LangGraphInstrumentor` in place of OpenInference's tracer (same constructor).
 
@@ -163,7 +174,9 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         attributes: dict[str, Any] | None = None
         name = run.name  # a LangChain run that is not a step keeps its run name
         with internal("langgraph.start_attributes"):
-            if parent_id is not None and run.run_type == "chain" and ROUTING.get() == parent_id:
+            if parent_id is not None and run.run_type == "chain" and (
+                    ROUTING.get() == parent_id or (parent is not None and parent.kind == "node"
+                                                   and _after_the_node_body(run.tags))):
                 # A conditional edge's routing function: its decision is recorded on the deciding
                 # node (`add_route`); a span of its own would only repeat the graph state as input.
                 self._steps[run.id] = step
