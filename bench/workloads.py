@@ -23,7 +23,7 @@ Workload = Callable[[], Any]
 
 
 # --- LangGraph ----------------------------------------------------------------------------------
-def langgraph_react() -> Workload:
+def langgraph_react(model_latency_s: float = 0.0) -> Workload:
     from langchain_core.messages import HumanMessage
     from langchain_core.tools import tool
     from langgraph.graph import START, MessagesState, StateGraph
@@ -46,7 +46,7 @@ def langgraph_react() -> Workload:
             [tool_call("search", {"query": "otel"})],
             [tool_call("add", {"a": 2, "b": 3})],
             "The answer is 5, according to the search results about OpenTelemetry spans.",
-        ], model_name="bench-model")
+        ], model_name="bench-model", delay=model_latency_s)
         bound = model.bind_tools([search, add])
 
         def agent(state: MessagesState) -> dict[str, Any]:
@@ -162,7 +162,10 @@ def smolagents_code_agent() -> Workload:
 
 
 WORKLOADS: dict[str, dict[str, Callable[[], Workload]]] = {
-    "langgraph": {"ReAct loop (2 tool calls)": langgraph_react, "Send fan-out (8 branches)": langgraph_fanout},
+    "langgraph": {"ReAct loop (2 tool calls)": langgraph_react, "Send fan-out (8 branches)": langgraph_fanout,
+                  # The same loop with the model taking 20 ms per reply (a real API takes 10-100x longer):
+                  # the program waits, as real ones do, and the live pipeline's threads work meanwhile.
+                  "ReAct loop, model replies in 20 ms": lambda: langgraph_react(0.02)},
     "smolagents": {"ToolCallingAgent (2 tool calls)": smolagents_tool_calling,
                    "CodeAgent (2 code steps, 2 tool calls)": smolagents_code_agent},
 }

@@ -322,3 +322,17 @@ def test_a_failing_redaction_at_span_start_still_masks_the_record_events_and_spa
     assert [r.type for r in sink.records] == ["start", "event", "end"]
     assert all(secret not in repr(r.attributes) for r in sink.records)
     assert sink.records[0].attributes[c.INPUT_VALUE] == "[REDACTED:redaction failed]"
+
+
+def test_an_attribute_changed_after_start_is_masked_again_at_the_end():
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=Redactor())
+    first = "question: " + "x" * 80 + " key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"
+    attrs = {**step("node", "n"), c.INPUT_VALUE: first, c.OUTPUT_VALUE: first}
+    with tracer.start_as_current_span("n", attributes=attrs) as s:
+        s.set_attribute(c.OUTPUT_VALUE, "answer: " + "y" * 80 + " token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789")
+    proc.force_flush()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes[c.INPUT_VALUE] == "question: " + "x" * 80 + " key [REDACTED:openai_key]"
+    assert span.attributes[c.OUTPUT_VALUE] == "answer: " + "y" * 80 + " token [REDACTED:github_token]"
+    assert sink.records[-1].attributes[c.OUTPUT_VALUE] == span.attributes[c.OUTPUT_VALUE]

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -351,9 +351,11 @@ class StepTree:
             node.parent = parent
             node.depth = parent.depth + 1
             parent.children.append(node)
-            for anc in self._ancestors(node):
+            anc: StepNode | None = parent  # loops, not a generator: this runs for every record
+            while anc is not None:
                 if anc.kind == "run" or anc.parent is None:
                     anc.step_counts[node.kind] += 1
+                anc = anc.parent
             run = self._run_of(node)
             if run is not None and node.index is not None and node.kind in ("node", "planning", "action"):
                 run.last_index = node.index if run.last_index is None else max(run.last_index, node.index)
@@ -391,16 +393,12 @@ class StepTree:
         return None
 
     @staticmethod
-    def _ancestors(node: StepNode) -> Iterator[StepNode]:
-        p = node.parent
-        while p is not None:
-            yield p
-            p = p.parent
-
-    def _run_of(self, node: StepNode) -> StepNode | None:
-        for anc in self._ancestors(node):
+    def _run_of(node: StepNode) -> StepNode | None:
+        anc = node.parent
+        while anc is not None:
             if anc.kind == "run":
                 return anc
+            anc = anc.parent
         return None
 
     def _apply_event(self, node: StepNode, record: StepRecord) -> None:
@@ -448,9 +446,11 @@ class StepTree:
         tout = tout if tout is not None else _int(a.get(c.LLM_TOKEN_COMPLETION))
         node.input_tokens, node.output_tokens = tin, tout
         if node.kind == "llm":
-            for anc in self._ancestors(node):
+            anc = node.parent
+            while anc is not None:
                 anc.sum_input_tokens = _add(anc.sum_input_tokens, tin)
                 anc.sum_output_tokens = _add(anc.sum_output_tokens, tout)
+                anc = anc.parent
         if node.parent is None:
             self._retire(node)
         else:

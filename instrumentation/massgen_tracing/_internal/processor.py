@@ -27,6 +27,9 @@ _STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "un
 # attribute still holding the very same string at the end is not scanned a second time.
 _MEMO_ATTR = "_massgen_tracing_masked"
 _MEMO_MIN = 64  # shorter strings cost less to rescan than to remember
+# While records keep coming, a sink thread looks for new ones this often instead of being woken for
+# each: bounds added latency to 2 ms (target: p99 <= 5 ms) and wake-ups to 500/s per busy sink.
+_POLL_S = 0.002
 
 
 def _mask_all(attrs: Any) -> dict[str, Any]:
@@ -73,6 +76,7 @@ class _SinkWorker:
         batch_fn = getattr(sink, "handle_batch", None)
         self._batch: Callable[[list[StepRecord]], object] | None = batch_fn if callable(batch_fn) else None
         self._flushers = 0  # flush() calls waiting for the queue to empty
+        self._polling = False  # True while the worker looks for records every _POLL_S by itself
         self._closing = False
         self._closed = threading.Event()
         self.delivered = 0
@@ -109,16 +113,24 @@ class _SinkWorker:
             else:
                 self._open_delta.pop(rec.span_id, None)
             self._q.append(rec)
-            if len(self._q) == 1:  # the worker only ever waits on an empty queue: skip needless wake-ups
+            # Wake the worker only from its idle sleep and only for the first record: while it is
+            # polling it finds this one within _POLL_S without a hand-over of the GIL per record.
+            if len(self._q) == 1 and not self._polling:
                 self._cond.notify_all()  # all: a flush() may be waiting on the same condition
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                if self._polling and not self._q and not self._closing:
+                    # Records came recently: look again in a moment rather than have every new
+                    # burst wake us (each wake-up takes the GIL from the program mid-step).
+                    self._cond.wait(_POLL_S)
                 while not self._q and not self._closing:
+                    self._polling = False  # quiet for a whole poll: sleep until the next record
                     self._cond.wait()
                 if not self._q:
                     break
+                self._polling = True
                 # Take everything waiting in one go: one lock round-trip and one wake-up per burst of
                 # records, not per record (a step's start, events and end often arrive together).
                 batch = list(self._q)
@@ -372,14 +384,7 @@ class LiveStepProcessor(SpanProcessor):
             memo: dict[str, tuple[Any, Any]] | None = getattr(span, _MEMO_ATTR, None)
             if memo:
                 delattr(span, _MEMO_ATTR)
-                value = red.value
-                for k, v in list(store.items()):
-                    seen = memo.get(k)
-                    nv = seen[1] if seen is not None and seen[0] is v else value(v)
-                    if nv is not v:
-                        store[k] = nv
-            else:
-                red.mapping(store)
+            red.mapping(store, memo)
         except Exception as exc:  # never raise into the host, never leak either
             if strict():
                 raise
