@@ -76,3 +76,12 @@ def test_the_prefilter_never_lets_a_secret_through_that_the_full_scan_would_mask
         assert fast.redact(text) == full.redact(text), text
     for secret in secrets:
         assert fast.redact(f"x {secret} y") != f"x {secret} y", secret
+
+
+def test_sequences_are_masked_element_by_element_and_keep_their_type():
+    r = Redactor()
+    secret = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"
+    assert r.value(("short", f"key {secret}", 3)) == ("short", "key [REDACTED:openai_key]", 3)
+    assert r.value(["a", f"key {secret}"]) == ["a", "key [REDACTED:openai_key]"]
+    clean = ("nothing secret in here at all", "x")
+    assert r.value(clean) is clean

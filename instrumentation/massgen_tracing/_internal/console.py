@@ -363,17 +363,22 @@ class StepTree:
 
     def _identify(self, node: StepNode, a: dict[str, Any]) -> None:
         # Start attributes carry the identity; an end or a late start may fill in what we lacked.
-        kind = _str(a.get(c.STEP_KIND))
-        if kind and node.kind == "step":
-            node.kind = kind
-        name = _str(a.get(c.STEP_NAME))
-        if name:
-            node.name = name
-        node.framework = _str(a.get(c.FRAMEWORK)) or node.framework
-        node.index = _int(a.get(c.STEP_INDEX)) if node.index is None else node.index
-        node.max_steps = _int(a.get(c.STEP_MAX)) if node.max_steps is None else node.max_steps
-        node.task = _str(a.get(c.RUN_INPUT)) or node.task
-        node.arguments = _str(a.get(c.TOOL_ARGUMENTS)) or node.arguments
+        # (Absent keys are skipped before any conversion: this runs for every start and end.)
+        get = a.get
+        if (v := get(c.STEP_KIND)) is not None and node.kind == "step":
+            node.kind = _str(v) or node.kind
+        if (v := get(c.STEP_NAME)) is not None:
+            node.name = _str(v) or node.name
+        if (v := get(c.FRAMEWORK)) is not None:
+            node.framework = _str(v) or node.framework
+        if node.index is None:
+            node.index = _int(get(c.STEP_INDEX))
+        if node.max_steps is None:
+            node.max_steps = _int(get(c.STEP_MAX))
+        if (v := get(c.RUN_INPUT)) is not None:
+            node.task = _str(v) or node.task
+        if (v := get(c.TOOL_ARGUMENTS)) is not None:
+            node.arguments = _str(v) or node.arguments
 
     def _resolve_parent(self, record: StepRecord, node: StepNode) -> StepNode | None:
         pid = record.parent_span_id

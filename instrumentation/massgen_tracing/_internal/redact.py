@@ -129,10 +129,14 @@ class Redactor:
         if isinstance(v, str):
             return self.redact(v)
         if isinstance(v, (tuple, list)) and v and isinstance(v[0], str):
-            redact = self.redact
-            masked = [redact(x) if isinstance(x, str) else x for x in v]
-            if any(m is not x for m, x in zip(masked, v, strict=True)):
-                return type(v)(masked)
+            out: list[Any] | None = None  # a copy only once something is masked
+            for i, x in enumerate(v):
+                if isinstance(x, str) and len(x) >= _MIN_LEN and (m := self.redact(x)) is not x:
+                    if out is None:
+                        out = list(v)
+                    out[i] = m
+            if out is not None:
+                return type(v)(out)
         return v
 
     def mapping(self, attrs: dict[str, Any], known: Mapping[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
