@@ -336,3 +336,22 @@ def test_an_attribute_changed_after_start_is_masked_again_at_the_end():
     assert span.attributes[c.INPUT_VALUE] == "question: " + "x" * 80 + " key [REDACTED:openai_key]"
     assert span.attributes[c.OUTPUT_VALUE] == "answer: " + "y" * 80 + " token [REDACTED:github_token]"
     assert sink.records[-1].attributes[c.OUTPUT_VALUE] == span.attributes[c.OUTPUT_VALUE]
+
+
+def test_records_name_the_nearest_enclosing_step_across_spans_that_are_not_steps():
+    sink = ListSink()
+    tracer, proc, _exporter = make([sink])
+    with tracer.start_as_current_span("agent", attributes=step("node", "agent")) as node, \
+            tracer.start_as_current_span("RunnableSequence") as plain, \
+            tracer.start_as_current_span("chat", attributes=step("llm", "m")) as llm:
+        llm.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: "hi"})
+    proc.force_flush()
+    hexid = lambda s: format(s.get_span_context().span_id, "016x")  # noqa: E731
+    by = {(r.type, r.span_name): r for r in sink.records}
+    assert [(r.type, r.span_name) for r in sink.records] == [
+        ("start", "agent"), ("start", "chat"), ("event", "chat"), ("end", "chat"), ("end", "agent")]
+    for t in ("start", "event", "end"):
+        assert by[(t, "chat")].parent_span_id == hexid(plain)
+        assert by[(t, "chat")].parent_step_id == hexid(node)
+    assert by[("start", "agent")].parent_step_id is None and by[("end", "agent")].parent_step_id is None
+    assert proc._enclosing == {} and proc._parent_step == {}  # nothing kept once the spans ended

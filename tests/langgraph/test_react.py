@@ -276,3 +276,48 @@ def test_batch_is_one_run_per_input_each_its_own_trace(traced: Traced) -> None:
     assert sorted(traced.start(r)[c.RUN_INPUT] for r in runs) == ["a", "b"]
     assert all(r.parent is None for r in runs)
     assert len({s.context.trace_id for s in traced.spans}) == 2
+
+
+def test_the_terminal_view_nests_a_model_call_made_inside_a_chain_under_its_node() -> None:
+    """A node that calls its model through a runnable chain (as `create_react_agent` does): the spans
+    between node and model are not steps, and the live view still shows the model inside the node."""
+    import io
+
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableLambda
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from massgen_tracing._internal.console import PlainConsoleSink
+    from massgen_tracing._internal.processor import LiveStepProcessor
+    from massgen_tracing.langgraph import LangGraphInstrumentor
+    from massgen_tracing.testing.langchain_models import ScriptedChatModel
+
+    chain = ChatPromptTemplate.from_messages([("user", "{q}")]) | ScriptedChatModel(replies=["fine"])
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", RunnableLambda(lambda s: {"messages": [chain.invoke({"q": "how?"})]},
+                                             name="call_model"))
+    builder.add_edge(START, "agent")
+    graph = builder.compile(name="nested")
+
+    out = io.StringIO()
+    provider = TracerProvider(shutdown_on_exit=False)
+    processor = LiveStepProcessor([PlainConsoleSink(out, show_time=False)])
+    provider.add_span_processor(processor)
+    instrumentor = LangGraphInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        graph.invoke({"messages": [("user", "hi")]})
+    finally:
+        instrumentor.uninstrument()
+        processor.shutdown()
+    import re
+
+    text = re.sub(r" \d+(\.\d+)?(ms|s)\b", " <t>", out.getvalue())  # durations vary
+    assert text == """\
+▶ langgraph run nested "hi"
+  ▶ node agent #1
+    ▶ llm scripted-model
+    ✓ llm scripted-model <t> in=1 out=1
+  ✓ node agent #1 <t> in=1 out=1
+✓ langgraph run nested <t> 2 steps in=1 out=1
+"""

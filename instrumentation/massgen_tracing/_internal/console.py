@@ -381,7 +381,7 @@ class StepTree:
             node.arguments = _str(v) or node.arguments
 
     def _resolve_parent(self, record: StepRecord, node: StepNode) -> StepNode | None:
-        pid = record.parent_span_id
+        pid = record.parent_step_id if isinstance(record.parent_step_id, str) else record.parent_span_id
         parent = self._nodes.get((node.trace_id, pid)) if isinstance(pid, str) else None
         if parent is not None and pid != node.span_id:
             return parent

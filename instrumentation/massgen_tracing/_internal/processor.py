@@ -106,7 +106,8 @@ class _SinkWorker:
                 if rec.event == c.EVENT_DELTA:
                     # Own copy: coalescing mutates it, and other sinks hold the same record.
                     rec = StepRecord(rec.type, rec.time_ns, rec.trace_id, rec.span_id, rec.parent_span_id,
-                                     rec.span_name, dict(rec.attributes), rec.event, rec.count)
+                                     rec.span_name, dict(rec.attributes), rec.event, rec.count,
+                                     parent_step_id=rec.parent_step_id)
                     self._open_delta[rec.span_id] = rec
                 else:
                     self._open_delta.pop(rec.span_id, None)
@@ -222,6 +223,11 @@ class LiveStepProcessor(SpanProcessor):
         self._dropped_by_span: dict[str, int] = {}
         self._shut = False
         self._start_hooks: list[Callable[[Span, Context | None], None]] = []
+        # Open spans inside a step -> that step's span id (a step maps to itself), and open steps
+        # -> their parent step's hex id. Entries go at span end; plain dict operations, atomic
+        # under the GIL, so spans on any thread can start and end without a lock.
+        self._enclosing: dict[int, int] = {}
+        self._parent_step: dict[int, str] = {}
         for sink in sinks:
             self.add_sink(sink)
 
@@ -299,12 +305,24 @@ class LiveStepProcessor(SpanProcessor):
                 hook(span, parent_context)
         with internal("processor.on_start"):
             attrs = _attrs_of(span)
-            if not self._workers or attrs is None or c.STEP_KIND not in attrs:
+            if not self._workers or attrs is None:
                 if self._redactor is not None:
                     self._hook_events(span, None)
                 return
             ctx = span.get_span_context()
             parent = span.parent
+            # The nearest step enclosing this span: what a step record calls its parent step.
+            enclosing = self._enclosing.get(parent.span_id) if parent is not None else None
+            if c.STEP_KIND not in attrs:
+                if enclosing is not None:  # children of this span are inside that step too
+                    self._enclosing[ctx.span_id] = enclosing
+                if self._redactor is not None:
+                    self._hook_events(span, None)
+                return
+            self._enclosing[ctx.span_id] = ctx.span_id
+            parent_step = _hex_span(enclosing) if enclosing is not None else None
+            if parent_step is not None:
+                self._parent_step[ctx.span_id] = parent_step
             memo: dict[str, tuple[Any, Any]] | None = {} if self._redactor is not None else None
             try:
                 cleaned = self._clean(attrs, memo=memo)
@@ -321,6 +339,7 @@ class LiveStepProcessor(SpanProcessor):
                 parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
                 span_name=span.name,
                 attributes=cleaned,
+                parent_step_id=parent_step,
             )
             if memo:  # the start attributes, masked once: `_on_ending` reuses what did not change
                 setattr(span, _MEMO_ATTR, memo)  # an attribute of our own on the instance
@@ -360,6 +379,7 @@ class LiveStepProcessor(SpanProcessor):
                     span_name=start.span_name,
                     attributes=processor._clean(redacted.attributes, redact=False),  # masked above
                     event=redacted.name,
+                    parent_step_id=start.parent_step_id,
                 )
                 processor._emit(rec)
 
@@ -393,11 +413,14 @@ class LiveStepProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         with internal("processor.on_end"):
+            ctx = span.get_span_context()
+            if ctx is None:
+                return
+            self._enclosing.pop(ctx.span_id, None)
+            parent_step = self._parent_step.pop(ctx.span_id, None)
             attrs = _attrs_of(span)
             if not self._workers or attrs is None or c.STEP_KIND not in attrs:
                 return
-            ctx = span.get_span_context()
-            assert ctx is not None
             span_id = _hex_span(ctx.span_id)
             parent = span.parent
             dropped = 0
@@ -417,6 +440,7 @@ class LiveStepProcessor(SpanProcessor):
                 status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
                 error=status.description if status.status_code is StatusCode.ERROR else None,
                 dropped_events=dropped,
+                parent_step_id=parent_step,
             )
             self._emit(rec)
 

@@ -36,6 +36,9 @@ class StepRecord:
     status: Literal["ok", "error", "unset"] | None = None  # type=end only
     error: str | None = None  # type=end with status=error: the status description
     dropped_events: int = 0  # type=end: event records of this step dropped for a slow sink
+    # The nearest enclosing *step* (None: no step encloses this one). `parent_span_id` is the span's
+    # OpenTelemetry parent, which is often not a step: LangChain runnables, user spans.
+    parent_step_id: str | None = None
 
     # Convenience views of the convention attributes.
     @property
@@ -72,6 +75,7 @@ class StepRecord:
             "trace_id": self.trace_id,
             "span_id": self.span_id,
             "parent_span_id": self.parent_span_id,
+            "parent_step_id": self.parent_step_id,
             "span_name": self.span_name,
             "attributes": self.attributes,
         }
@@ -107,4 +111,5 @@ class StepRecord:
             status=d.get("status"),
             error=d.get("error"),
             dropped_events=int(d.get("dropped_events", 0)),
+            parent_step_id=d.get("parent_step_id"),  # absent in records written before it existed
         )

@@ -138,7 +138,7 @@ class StepRenderer:
         return Line(_INDENT * depth + text, content_type, step.agent_id, rec)
 
     def _start(self, rec: StepRecord) -> Line:
-        parent = self._steps.get(rec.parent_span_id or "")
+        parent = self._steps.get(rec.parent_step_id or rec.parent_span_id or "")
         step = _Step(parent.depth + 1 if parent is not None else 0, _label(rec), rec.kind, self._agent_of(rec))
         self._steps[rec.span_id] = step
         text = f"▶ {step.label}"
