@@ -1,6 +1,6 @@
 """Benchmark: the cost of massgen-tracing, as ratios measured side by side in one run.
 
-    python bench/run.py            # full run (~2-4 min on 2 cores)
+    python bench/run.py            # full run (~75 s on 2 cores)
     python bench/run.py --quick    # fewer rounds, for a smoke check
 
 Configurations are interleaved round by round (untraced, OpenInference alone, massgen-tracing, …) so a
