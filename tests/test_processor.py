@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -355,3 +356,34 @@ def test_records_name_the_nearest_enclosing_step_across_spans_that_are_not_steps
         assert by[(t, "chat")].parent_step_id == hexid(node)
     assert by[("start", "agent")].parent_step_id is None and by[("end", "agent")].parent_step_id is None
     assert proc._enclosing == {} and proc._parent_step == {}  # nothing kept once the spans ended
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists only on POSIX")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() of a multi-threaded process
+def test_a_forked_child_gets_its_own_sink_thread_and_flushes_promptly(tmp_path):
+    from massgen_tracing._internal.sinks import JsonlSink, read_jsonl
+
+    path = tmp_path / "steps.jsonl"
+    tracer, proc, _exporter = make([JsonlSink(path)])
+    with tracer.start_as_current_span("before-fork", attributes=step("node", "p")):
+        pass
+    assert proc.force_flush(5000)
+    pid = os.fork()
+    if pid == 0:  # the child: its sink thread must exist, or this flush waits out its whole deadline
+        code = 1
+        try:
+            with tracer.start_as_current_span("in-child", attributes=step("node", "c")):
+                pass
+            t0 = time.monotonic()
+            flushed = proc.force_flush(5000)
+            proc.shutdown()
+            code = 0 if flushed and time.monotonic() - t0 < 2.5 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    proc.shutdown()
+    with open(path, encoding="utf-8") as fh:
+        seen = [(r.type, r.span_name) for r in read_jsonl(fh)]
+    # the parent's records once (not again from the child), then the child's
+    assert seen == [("start", "before-fork"), ("end", "before-fork"), ("start", "in-child"), ("end", "in-child")]

@@ -154,3 +154,45 @@ def test_inside_massgen_the_default_console_stays_off_but_an_explicit_one_is_hon
     assert setup._default_sinks(resolve(environ={})) == []
     explicit = setup._default_sinks(resolve(environ={"MASSGEN_TRACING_CONSOLE": "plain"}))
     assert [type(s) for s in explicit] == [PlainConsoleSink]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork start method exists only on POSIX")
+def test_a_multiprocessing_child_shows_its_steps_and_delivers_its_last_records(tmp_path):
+    # A multiprocessing child ends with os._exit() (no atexit): its run's last records must still land.
+    script = tmp_path / "app.py"
+    record = tmp_path / "steps.jsonl"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, massgen_tracing
+        from opentelemetry import trace
+        from massgen_tracing._internal import convention as c
+
+        def work(name):
+            tracer = trace.get_tracer("t")
+            with tracer.start_as_current_span(name, attributes=c.step_attributes("langgraph", "run", name)):
+                with tracer.start_as_current_span("n", attributes=c.step_attributes("langgraph", "node", "n")):
+                    pass
+
+        if __name__ == "__main__":
+            massgen_tracing.configure(instrument=False)
+            work("in-parent")
+            child = multiprocessing.get_context("fork").Process(target=work, args=("in-child",))
+            child.start()
+            child.join(30)
+            print("child exit", child.exitcode)
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MASSGEN_TRACING"))}
+    env.update(MASSGEN_TRACING_FILE=str(record), MASSGEN_TRACING_CONSOLE="plain")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "child exit 0\n"
+    from massgen_tracing._internal.sinks import read_jsonl
+
+    with open(record, encoding="utf-8") as fh:
+        seen = sorted((r.span_name, r.type) for r in read_jsonl(fh))
+    assert seen == sorted([(run, t) for run in ("in-parent", "in-child", "n", "n") for t in ("start", "end")])
+    import re
+
+    # the terminal view: time of day and durations dropped, the child's lines after the parent's
+    lines = [re.sub(r" \d+ms", "", line.split(" ", 1)[1]) for line in out.stderr.splitlines()]
+    assert lines == ["▶ langgraph run in-parent", "  ▶ node n", "  ✓ node n", "✓ langgraph run in-parent 1 step",
+                     "▶ langgraph run in-child", "  ▶ node n", "  ✓ node n", "✓ langgraph run in-child 1 step"]

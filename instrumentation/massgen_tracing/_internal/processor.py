@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,6 +57,18 @@ def _attrs_of(span: ReadableSpan) -> dict[str, Any] | None:
     return dict(attrs) if attrs is not None else None
 
 
+def _weak_call(method: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None]:
+    """A fork hook that does not keep its object alive: at-fork hooks can never be unregistered."""
+
+    def call() -> None:
+        bound = method()
+        if bound is not None:
+            with internal("processor.after_fork"):
+                bound()
+
+    return call
+
+
 class _SinkWorker:
     """One sink, one queue, one daemon thread: a slow sink delays only itself.
 
@@ -82,8 +96,28 @@ class _SinkWorker:
         self.delivered = 0
         self.dropped = 0
         self.failed = 0
+        self._start_thread()
+        if hasattr(os, "register_at_fork"):
+            # A forked child has no copy of our thread: give it its own (OTel's batch processor does
+            # the same), or its records would pile up unseen and its exit wait for a dead thread.
+            os.register_at_fork(after_in_child=_weak_call(weakref.WeakMethod(self._after_fork_in_child)))
+
+    def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"massgen-tracing-{self.name}", daemon=True)
         self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # Locks may have been held by threads that do not exist here; records queued before the fork
+        # are the parent's to deliver, not ours (they would print twice).
+        self._cond = threading.Condition(threading.Lock())
+        self._q.clear()
+        self._open_delta.clear()
+        self._events_queued = self._inflight = self._flushers = 0
+        self._busy = self._polling = False
+        if self._closing:
+            return
+        self._closed = threading.Event()
+        self._start_thread()
 
     def put(self, rec: StepRecord) -> None:
         with self._cond:
@@ -228,8 +262,13 @@ class LiveStepProcessor(SpanProcessor):
         # under the GIL, so spans on any thread can start and end without a lock.
         self._enclosing: dict[int, int] = {}
         self._parent_step: dict[int, str] = {}
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_weak_call(weakref.WeakMethod(self._reset_lock)))
         for sink in sinks:
             self.add_sink(sink)
+
+    def _reset_lock(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork
 
     def add_start_hook(self, hook: Callable[[Span, Context | None], None]) -> None:
         """Run `hook(span, parent_context)` at every span start, before the start record is built, so

@@ -243,9 +243,47 @@ def configure(
             provider.add_span_processor(processor)
         _state = State(settings, provider, owns, processor, exporters, span_processors)
         atexit.register(shutdown)
+        _watch_forks()
         if instrument:
             instrument_frameworks(settings["frameworks"], provider)
         return _state
+
+
+_fork_hook_installed = False
+
+
+def _watch_forks() -> None:
+    global _fork_hook_installed
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        _fork_hook_installed = True
+        os.register_at_fork(after_in_child=_in_forked_child)
+
+
+class _ForkToken:
+    """multiprocessing keeps after-fork callbacks in a weak dictionary keyed by a live object."""
+
+
+_FORK_TOKEN = _ForkToken()
+
+
+def _in_forked_child() -> None:
+    """A multiprocessing child ends with os._exit(), which skips atexit: flush its last records then.
+
+    multiprocessing clears its exit finalizers as the child starts, then runs its after-fork
+    callbacks: register one that registers the flush. (The processor's own fork hook restarts the
+    sink threads; a child that exits normally runs the inherited atexit handler instead.)"""
+    with internal("fork"):
+        if _state is not None and "multiprocessing" in sys.modules:
+            from multiprocessing import util
+
+            util.register_after_fork(_FORK_TOKEN, _flush_when_child_exits)
+
+
+def _flush_when_child_exits(_token: object) -> None:
+    with internal("fork"):
+        from multiprocessing import util
+
+        util.Finalize(None, shutdown, exitpriority=0)
 
 
 def attach_live_pipeline() -> None:
