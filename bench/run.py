@@ -1,10 +1,11 @@
 """Benchmark: the cost of massgen-tracing, as ratios measured side by side in one run.
 
-    python bench/run.py            # full run (~75 s on 2 cores)
+    python bench/run.py            # full run (~2.5 min on 2 cores)
     python bench/run.py --quick    # fewer rounds, for a smoke check
 
 Configurations are interleaved round by round (untraced, OpenInference alone, massgen-tracing, …) so a
-noisy neighbour hurts all of them alike; each figure is the median over rounds. Nothing here asserts:
+noisy neighbour hurts all of them alike; each figure is the best round (noise only adds time), with
+the median over rounds kept in the JSON. Nothing here asserts:
 the numbers go into docs/performance.md.
 """
 
@@ -102,7 +103,7 @@ def per_span_cost(rounds: int, n: int) -> dict[str, Any]:
                 with tracer.start_as_current_span("agent", attributes=attrs) as span:
                     span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: "tok"})
             per[k].append((time.perf_counter() - t0) / n * 1e6)
-    med = {k: statistics.median(v) for k, v in per.items()}
+    med = {k: min(v) for k, v in per.items()}  # best round, as for the workloads below
     return {
         "us_per_span": {k: round(v, 2) for k, v in med.items()},
         "added_us_per_span": {k: round(med[k] - med["sdk only"], 2) for k in kinds[1:]},
@@ -148,14 +149,18 @@ def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Cal
                 times[label].append((time.perf_counter() - t0) / reps * 1000)
             finally:
                 down(handle)
+    # The best round of each configuration: on a shared machine noise only ever adds time, and the
+    # median still moved ratios by +-0.1 between runs; the median is kept alongside for reference.
+    best = {k: min(v) for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
-    base = med.get("untraced")
-    oi = med.get("openinference alone")
-    out: dict[str, Any] = {"workload": name, "ms_per_run": {k: round(v, 3) for k, v in med.items()}}
+    base = best.get("untraced")
+    oi = best.get("openinference alone")
+    out: dict[str, Any] = {"workload": name, "ms_per_run": {k: round(v, 3) for k, v in best.items()},
+                           "ms_per_run_median": {k: round(v, 3) for k, v in med.items()}}
     if base:
-        out["ratio_vs_untraced"] = {k: round(v / base, 3) for k, v in med.items()}
+        out["ratio_vs_untraced"] = {k: round(v / base, 3) for k, v in best.items()}
     if oi:
-        out["ratio_vs_openinference"] = {k: round(v / oi, 3) for k, v in med.items()}
+        out["ratio_vs_openinference"] = {k: round(v / oi, 3) for k, v in best.items()}
     return out
 
 
@@ -168,7 +173,7 @@ def main() -> int:
     # The 50 ms/record sink is left with a backlog at each configuration's teardown, by design; the
     # processor's shutdown warning about it would be printed once per round.
     logging.getLogger("massgen_tracing").setLevel(logging.ERROR)
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else 11
     only = set(args.only.split(",")) if args.only else {"core", "langgraph", "smolagents"}
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},

@@ -175,9 +175,13 @@ WORKLOADS: dict[str, dict[str, Callable[[], Workload]]] = {
 class _SlowSink:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.abandoned = False
 
     def handle(self, record: Any) -> None:
-        time.sleep(self.seconds)
+        # Once its configuration is torn down, the backlog it was left with must not keep a thread
+        # waking every 50 ms through the later measurements.
+        if not self.abandoned:
+            time.sleep(self.seconds)
 
     def close(self) -> None:
         pass
@@ -212,9 +216,11 @@ def _ours(fw: str) -> Any:
 def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
     """label -> (set up, tear down). All traced ones export through a BatchSpanProcessor to a null exporter.
 
-    "default" is what `MASSGEN_TRACING=1` runs: our instrumentor, redaction and the live processor with
-    the plain terminal sink (written to /dev/null); "+ JSONL" adds MASSGEN_TRACING_FILE; "no sinks" keeps
-    instrumentation and redaction only, separating the cost of the live view from the instrumentation's.
+    "default" is what `MASSGEN_TRACING=1` runs when stderr is not a terminal: our instrumentor, redaction
+    and the live processor with the plain terminal sink (written to /dev/null); "live terminal view" is
+    what it runs on a terminal (rich's live tree, rendered to /dev/null as if to a terminal); "+ JSONL"
+    adds MASSGEN_TRACING_FILE; "no sinks" keeps instrumentation and redaction only, separating the cost
+    of the live view from the instrumentation's.
     """
 
     def untraced() -> Any:
@@ -230,16 +236,21 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
         inst.instrument(tracer_provider=tp)
         return inst, tp, None
 
-    def ours_up(*, console: bool = True, jsonl: bool = False, slow: bool = False) -> Callable[[], Any]:
+    def ours_up(*, console: bool = True, jsonl: bool = False, slow: bool = False,
+                live: bool = False) -> Callable[[], Any]:
         def up() -> Any:
-            from massgen_tracing._internal.console import PlainConsoleSink
+            from rich.console import Console
+
+            from massgen_tracing._internal.console import LiveConsoleSink, PlainConsoleSink
 
             tp = TracerProvider(shutdown_on_exit=False)
             devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # closed in down()
             tmp = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)  # noqa: SIM115  # path only
             tmp.close()
             sinks: list[Any] = []
-            if console:
+            if live:  # what a terminal gets: rich's live tree, each finished run printed once
+                sinks.append(LiveConsoleSink(Console(file=devnull, force_terminal=True, width=120)))
+            elif console:
                 sinks.append(PlainConsoleSink(devnull))
             if jsonl:
                 sinks.append(JsonlSink(tmp.name))
@@ -250,7 +261,7 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
             tp.add_span_processor(BatchSpanProcessor(_null_exporter()))
             inst = _ours(fw)
             inst.instrument(tracer_provider=tp)
-            return inst, tp, (proc, devnull, tmp.name)
+            return inst, tp, (proc, devnull, tmp.name, sinks)
 
         return up
 
@@ -259,8 +270,11 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
         inst.uninstrument()
         tp.shutdown()
         if extra is not None:
-            proc, devnull, path = extra
+            proc, devnull, path, sinks = extra
             proc.shutdown()
+            for sink in sinks:
+                if isinstance(sink, _SlowSink):
+                    sink.abandoned = True
             devnull.close()
             os.unlink(path)
 
@@ -269,6 +283,7 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
         "openinference alone": (oi_up, down),
         "massgen-tracing, no sinks": (ours_up(console=False), down),
         "massgen-tracing (default: console)": (ours_up(), down),
+        "massgen-tracing, live terminal view": (ours_up(live=True), down),
         "massgen-tracing + JSONL": (ours_up(jsonl=True), down),
         "massgen-tracing + 50 ms/record sink": (ours_up(slow=True), down),
     }
