@@ -1,0 +1,34 @@
+"""The benchmark script still runs end to end (structure only: timings are never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ["untraced", "openinference alone", "massgen-tracing, no sinks", "massgen-tracing (default: console)",
+           "massgen-tracing, live terminal view", "massgen-tracing + JSONL", "massgen-tracing + 50 ms/record sink"]
+
+
+def test_the_quick_benchmark_measures_every_configuration_of_every_workload(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == ""  # nothing leaks from the traced runs (the slow sink's teardown is expected)
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert sorted(results) == ["latency", "machine", "per_span", "workloads"]
+    assert sorted(results["per_span"]["us_per_span"]) == ["live", "live+redact", "sdk only"]
+    assert results["latency"]["records"] == 1000  # --quick: 500 spans, a start and an event each
+    assert [w["workload"] for w in results["workloads"]] == [
+        "langgraph: ReAct loop (2 tool calls)", "langgraph: Send fan-out (8 branches)",
+        "langgraph: ReAct loop, model replies in 20 ms", "smolagents: ToolCallingAgent (2 tool calls)",
+        "smolagents: CodeAgent (2 code steps, 2 tool calls)"]
+    for w in results["workloads"]:
+        assert list(w["ms_per_run"]) == CONFIGS
+        assert all(v > 0 for v in w["ms_per_run"].values())
+        assert w["ratio_vs_openinference"]["openinference alone"] == 1.0
+    printed = [json.loads(line)["workload"] for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert printed == [w["workload"] for w in results["workloads"]]
