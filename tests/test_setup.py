@@ -196,3 +196,34 @@ def test_a_multiprocessing_child_shows_its_steps_and_delivers_its_last_records(t
     lines = [re.sub(r" \d+ms", "", line.split(" ", 1)[1]) for line in out.stderr.splitlines()]
     assert lines == ["▶ langgraph run in-parent", "  ▶ node n", "  ✓ node n", "✓ langgraph run in-parent 1 step",
                      "▶ langgraph run in-child", "  ▶ node n", "  ✓ node n", "✓ langgraph run in-child 1 step"]
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_spans_are_exported_at_exit_even_where_atexit_may_not_start_threads(tmp_path, protocol):
+    # From Python 3.12 on, Thread.start() raises once the interpreter is finalizing, which is when
+    # atexit handlers run. Simulated here on any version: an atexit hook that runs before ours
+    # forbids new threads, and the span must still reach the collector at exit.
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent("""
+        import atexit, threading, massgen_tracing
+        from opentelemetry import trace
+        from massgen_tracing._internal import convention as c
+        massgen_tracing.configure(sinks=[], instrument=False)
+
+        def finalizing():
+            def refuse(self):
+                raise RuntimeError("can't create new thread at interpreter shutdown")
+            threading.Thread.start = refuse
+
+        atexit.register(finalizing)  # registered after ours, so it runs first
+        with trace.get_tracer("t").start_as_current_span("n", attributes=c.step_attributes("langgraph", "node", "n")):
+            pass
+    """))
+    with OtlpReceiver() as rx:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MASSGEN_TRACING"))}
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=rx.grpc_endpoint if protocol == "grpc" else rx.http_base,
+                   OTEL_EXPORTER_OTLP_PROTOCOL=protocol, MASSGEN_TRACING_STRICT="1")
+        out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stderr == ""
+        assert [s.name for s in rx.wait_for(1, timeout=5)] == ["n"]

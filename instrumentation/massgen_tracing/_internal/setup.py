@@ -72,13 +72,39 @@ def exporter_plan(settings: Settings) -> list[tuple[str, str | None]]:
 
 
 class _PromptExporter:
-    """Wraps an OTLP exporter so shutdown is bounded: after `budget` seconds the inner exporter's own
-    shutdown signal aborts its retry back-off (the plain SDK waits ~7 s for a dead collector)."""
+    """Wraps an OTLP exporter so shutdown is bounded: `budget` seconds after shutdown begins, the inner
+    exporter's own shutdown signal aborts its retry back-off (the plain SDK waits ~7 s for a dead
+    collector, and its batch processor's force_flush ignores its timeout).
+
+    The watchdog thread that fires is started with the exporter, not at shutdown: from Python 3.12 on,
+    no thread can be started once the interpreter is finalizing, which is when atexit runs.
+    """
 
     def __init__(self, inner: Any, budget: float):
         self._inner = inner
         self._budget = budget
-        self._stopped = False
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._armed = threading.Event()
+        self._start_watchdog()
+        if hasattr(os, "register_at_fork"):  # a forked child has no copy of the watchdog thread
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _start_watchdog(self) -> None:
+        threading.Thread(target=self._watch, name="massgen-tracing-exporter-watchdog", daemon=True).start()
+
+    def _after_fork_in_child(self) -> None:
+        with internal("exporter.after_fork"):
+            self._stop_lock = threading.Lock()  # the parent's may have been held at the fork
+            if not self._stopped.is_set():
+                self._armed = threading.Event()
+                self._start_watchdog()
+
+    def _watch(self) -> None:
+        armed = self._armed
+        armed.wait()
+        if not self._stopped.wait(max(0.0, self._budget)):
+            self._stop_inner()
 
     def export(self, spans: Sequence[Any]) -> Any:
         return self._inner.export(spans)
@@ -87,19 +113,19 @@ class _PromptExporter:
         return bool(self._inner.force_flush(timeout_millis))
 
     def begin_shutdown(self) -> None:
-        """Arm the timer: an export still retrying when it fires is abandoned."""
+        """Arm the watchdog: an export still retrying when it fires is abandoned."""
         if self._budget <= 0:
             self._stop_inner()
             return
-        t = threading.Timer(self._budget, self._stop_inner)
-        t.daemon = True
-        t.start()
+        self._armed.set()
 
     def _stop_inner(self) -> None:
-        if not self._stopped:
-            self._stopped = True
-            with internal("exporter.shutdown"):
-                self._inner.shutdown()
+        with self._stop_lock:  # the watchdog and the program's own shutdown may both get here
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        with internal("exporter.shutdown"):
+            self._inner.shutdown()
 
     def shutdown(self) -> None:
         self._stop_inner()
