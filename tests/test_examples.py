@@ -79,6 +79,9 @@ def test_langgraph_react_agent(tmp_path):
     assert kinds(steps) == {"run": 1, "node": 5, "llm": 3, "tool": 2}
 
 
+@pytest.mark.xfail(sys.version_info < (3, 11), strict=True,
+                   reason="before Python 3.11 LangGraph runs async nodes without a config context, so the "
+                          "user span in one cannot nest under it (docs/langgraph.md); the rest of the run does")
 def test_langgraph_async_fanout_with_subgraph_retry_and_a_user_span(tmp_path):
     out, spans, records = run_example("examples/langgraph/fanout_subgraph.py", tmp_path)
     assert out.stdout.splitlines() == [

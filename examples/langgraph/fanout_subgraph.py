@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypedDict
 
 from _model import example_model
 from langchain_core.messages import BaseMessage
-from langgraph.config import get_stream_writer
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy, Send
+from langgraph.types import RetryPolicy, Send, StreamWriter
 from opentelemetry import trace
 
 tracer = trace.get_tracer(__name__)  # your own spans, with the plain OpenTelemetry API
@@ -39,14 +39,16 @@ class Topic(TypedDict):
     notes: Annotated[list[str], operator.add]
 
 
-async def search(state: Topic) -> dict[str, Any]:
-    get_stream_writer()({"searching": state["topic"]})
+async def search(state: Topic, writer: StreamWriter) -> dict[str, Any]:
+    # `writer` and `config` as parameters rather than get_stream_writer()/implicit context: async
+    # nodes get no config context before Python 3.11, and this example runs on 3.10 too.
+    writer({"searching": state["topic"]})
     await asyncio.sleep(0.3)  # a web search
     return {}
 
 
-async def summarize(state: Topic) -> dict[str, Any]:
-    reply = await model.ainvoke(f"Summarize what is known about: {state['topic']}")
+async def summarize(state: Topic, config: RunnableConfig) -> dict[str, Any]:
+    reply = await model.ainvoke(f"Summarize what is known about: {state['topic']}", config)
     return {"notes": [str(reply.content)]}
 
 
@@ -73,7 +75,7 @@ async def write_report(state: Research) -> dict[str, Any]:
     calls["write_report"] += 1
     if calls["write_report"] == 1:
         raise ConnectionError("report service timed out")
-    with tracer.start_as_current_span("format report"):  # nests under the write_report node
+    with tracer.start_as_current_span("format report"):  # nests under the write_report node (Python 3.11+)
         return {"report": "\n".join(f"- {note}" for note in sorted(state["notes"]))}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from massgen_tracing._internal import convention as c
 from massgen_tracing.langgraph import LangGraphInstrumentor
+
+# Before Python 3.11 LangGraph gives code running in an async run no config context (asyncio tasks
+# take no context then): get_config()/get_stream_writer() raise, LangChain calls made without an
+# explicit config start new roots, and user spans in async nodes cannot nest (docs/langgraph.md).
+# The same graphs fail or nest the same way without tracing. strict: should that change, we hear of it.
+NEEDS_PY311_ASYNC_CONTEXT = pytest.mark.xfail(
+    sys.version_info < (3, 11), strict=True,
+    reason="LangGraph gives async runs no config context before Python 3.11 (untraced too)")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy, Send
-from lg_tracing import Traced
+from lg_tracing import NEEDS_PY311_ASYNC_CONTEXT, Traced
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
@@ -117,6 +117,7 @@ invoke_workflow fanout
 {WORK_NAMES}"""
 
 
+@NEEDS_PY311_ASYNC_CONTEXT
 def test_async_fanout_with_send_subgraphs_and_retry_nests_every_step(traced: Traced) -> None:
     model = ScriptedChatModel(responder=lambda messages: f"notes on {messages[-1].content}")
     failures: dict[str, int] = {}
@@ -198,7 +199,8 @@ run parallel
     · join-work"""
 
 
-@pytest.mark.parametrize("is_async", [False, True], ids=["threads", "asyncio"])
+@pytest.mark.parametrize("is_async", [False, pytest.param(True, marks=NEEDS_PY311_ASYNC_CONTEXT)],
+                         ids=["threads", "asyncio"])
 def test_parallel_branches_and_their_user_spans_nest_under_their_own_node(traced: Traced, is_async: bool) -> None:
     threads: set[int] = set()
     graph = parallel_graph(is_async, threads)
@@ -214,7 +216,8 @@ def test_parallel_branches_and_their_user_spans_nest_under_their_own_node(traced
     assert a.start_time < b.end_time and b.start_time < a.end_time  # they overlapped
 
 
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("is_async", [False, pytest.param(True, marks=NEEDS_PY311_ASYNC_CONTEXT)],
+                         ids=["sync", "async"])
 def test_user_spans_nest_under_the_node_and_never_leak_into_the_caller(traced: Traced, is_async: bool) -> None:
     model = ScriptedChatModel(replies=["fetched"])
     inner_parents: list[str] = []

@@ -10,7 +10,7 @@ from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from lg_graphs import REACT_NAMES, REACT_TREE, add, react_graph, react_model
-from lg_tracing import Traced
+from lg_tracing import NEEDS_PY311_ASYNC_CONTEXT, Traced
 from opentelemetry.trace import StatusCode
 
 from massgen_tracing._internal import convention as c
@@ -247,7 +247,7 @@ def test_react_loop_with_chat_openai_against_the_loopback_server(traced: Traced)
             for s in (first_llm, second_llm)] == [(5, 5), (6, 6)]
 
 
-@pytest.mark.parametrize("mode", ["invoke", "stream", "astream_events"])
+@pytest.mark.parametrize("mode", ["invoke", "stream", pytest.param("astream_events", marks=NEEDS_PY311_ASYNC_CONTEXT)])
 def test_each_top_level_call_is_exactly_one_run(traced: Traced, mode: str) -> None:
     import asyncio
 
