@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -78,3 +79,17 @@ def guarded(site: str, default: Any = None) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]  # same signature as fn
 
     return deco
+
+
+def weak_hook(method: Callable[[], object], site: str) -> Callable[[], None]:
+    """`method` as a guarded callback that does not keep its object alive: for `os.register_at_fork`,
+    whose hooks can never be unregistered."""
+    ref = weakref.WeakMethod(method)  # a bound method, as WeakMethod needs
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            with internal(site):
+                bound()
+
+    return call

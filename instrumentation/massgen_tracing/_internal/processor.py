@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from massgen_tracing._internal import convention as c
-from massgen_tracing._internal.guard import internal, report_internal_error, strict
+from massgen_tracing._internal.guard import internal, report_internal_error, strict, weak_hook
 from massgen_tracing._internal.records import StepRecord
 from massgen_tracing._internal.redact import _MIN_LEN, Redactor
 from massgen_tracing._internal.sinks import Sink
@@ -57,18 +56,6 @@ def _attrs_of(span: ReadableSpan) -> dict[str, Any] | None:
     return dict(attrs) if attrs is not None else None
 
 
-def _weak_call(method: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None]:
-    """A fork hook that does not keep its object alive: at-fork hooks can never be unregistered."""
-
-    def call() -> None:
-        bound = method()
-        if bound is not None:
-            with internal("processor.after_fork"):
-                bound()
-
-    return call
-
-
 class _SinkWorker:
     """One sink, one queue, one daemon thread: a slow sink delays only itself.
 
@@ -100,7 +87,7 @@ class _SinkWorker:
         if hasattr(os, "register_at_fork"):
             # A forked child has no copy of our thread: give it its own (OTel's batch processor does
             # the same), or its records would pile up unseen and its exit wait for a dead thread.
-            os.register_at_fork(after_in_child=_weak_call(weakref.WeakMethod(self._after_fork_in_child)))
+            os.register_at_fork(after_in_child=weak_hook(self._after_fork_in_child, "processor.after_fork"))
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"massgen-tracing-{self.name}", daemon=True)
@@ -263,7 +250,7 @@ class LiveStepProcessor(SpanProcessor):
         self._enclosing: dict[int, int] = {}
         self._parent_step: dict[int, str] = {}
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_weak_call(weakref.WeakMethod(self._reset_lock)))
+            os.register_at_fork(after_in_child=weak_hook(self._reset_lock, "processor.after_fork"))
         for sink in sinks:
             self.add_sink(sink)
 

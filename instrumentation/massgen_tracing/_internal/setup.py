@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from massgen_tracing._internal.guard import internal
+from massgen_tracing._internal.guard import internal, weak_hook
 from massgen_tracing._internal.settings import Settings, resolve
 from massgen_tracing._internal.sinks import Sink
 
@@ -88,17 +88,16 @@ class _PromptExporter:
         self._armed = threading.Event()
         self._start_watchdog()
         if hasattr(os, "register_at_fork"):  # a forked child has no copy of the watchdog thread
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
+            os.register_at_fork(after_in_child=weak_hook(self._after_fork_in_child, "exporter.after_fork"))
 
     def _start_watchdog(self) -> None:
         threading.Thread(target=self._watch, name="massgen-tracing-exporter-watchdog", daemon=True).start()
 
     def _after_fork_in_child(self) -> None:
-        with internal("exporter.after_fork"):
-            self._stop_lock = threading.Lock()  # the parent's may have been held at the fork
-            if not self._stopped.is_set():
-                self._armed = threading.Event()
-                self._start_watchdog()
+        self._stop_lock = threading.Lock()  # the parent's may have been held at the fork
+        if not self._stopped.is_set():
+            self._armed = threading.Event()
+            self._start_watchdog()
 
     def _watch(self) -> None:
         armed = self._armed
