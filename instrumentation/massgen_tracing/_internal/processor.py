@@ -5,6 +5,7 @@ records handed to sinks on background threads, without ever blocking or raising 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import threading
@@ -126,9 +127,7 @@ class _SinkWorker:
                 self._events_queued += 1
                 if rec.event == c.EVENT_DELTA:
                     # Own copy: coalescing mutates it, and other sinks hold the same record.
-                    rec = StepRecord(rec.type, rec.time_ns, rec.trace_id, rec.span_id, rec.parent_span_id,
-                                     rec.span_name, dict(rec.attributes), rec.event, rec.count,
-                                     parent_step_id=rec.parent_step_id)
+                    rec = dataclasses.replace(rec, attributes=dict(rec.attributes))
                     self._open_delta[rec.span_id] = rec
                 else:
                     self._open_delta.pop(rec.span_id, None)
