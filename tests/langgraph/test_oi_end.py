@@ -1,0 +1,142 @@
+"""`_oi_end.update_span` against OpenInference's own `_update_span`: same attributes, same order, same status.
+
+Every run that ends while these graphs execute is written twice more, onto two scratch spans: once by
+OpenInference's function and once by ours; the two must agree attribute for attribute.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.retrievers import BaseRetriever
+from langgraph.graph import START, StateGraph
+from lg_graphs import react_graph, react_model
+from lg_tracing import start_tracing
+from openinference.instrumentation import OITracer, TraceConfig, using_attributes
+from openinference.instrumentation.langchain import _tracer as oi
+from opentelemetry.sdk.trace import TracerProvider
+from typing_extensions import TypedDict
+
+import massgen_tracing.langgraph._tracer as lg_tracer
+from massgen_tracing.langgraph import _oi_end
+from massgen_tracing.testing.langchain_models import ScriptedChatModel
+from massgen_tracing.testing.openai_server import ScriptedOpenAIServer, Text, ToolCall, ToolCalls
+
+
+def _written(update: Any, run: Any, config: TraceConfig) -> tuple[Any, ...]:
+    scratch = OITracer(TracerProvider().get_tracer("scratch"), config=config).start_span("scratch")
+    update(scratch, run)
+    sdk = scratch.__wrapped__
+    return (list(sdk.attributes.items()), sdk.status.status_code, sdk.status.description,
+            dict(scratch._self_important_attributes))
+
+
+@pytest.fixture(params=["captured", "hidden"])
+def compared(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Compares both functions on every run that ends; yields the names of the runs compared.
+
+    Twice: with content captured, and with OpenInference's masking switches on (`TraceConfig.mask`).
+    """
+    config = TraceConfig() if request.param == "captured" else TraceConfig(
+        hide_inputs=True, hide_outputs=True, hide_llm_invocation_parameters=True, hide_input_text=True)
+    _, stop = start_tracing(monkeypatch, config=config)
+    names: list[str] = []
+    real = _oi_end.update_span
+
+    def both(span: Any, run: Any) -> None:
+        config = span._self_config
+        theirs, ours = _written(oi._update_span, run, config), _written(_oi_end.update_span, run, config)
+        assert ours == theirs, run.name
+        names.append(run.name)
+        real(span, run)
+
+    monkeypatch.setattr(lg_tracer, "update_span", both)
+    try:
+        yield names
+    finally:
+        stop()
+
+
+class Docs(BaseRetriever):
+    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+        return [Document(page_content=f"about {query}", metadata={"source": "kb", "score": 0.5})]
+
+
+class QA(TypedDict, total=False):
+    question: str
+    answer: str
+
+
+def test_react_loop_with_a_scripted_model(compared: list[str]) -> None:
+    with using_attributes(session_id="s-1", user_id="u-1", metadata={"team": "x"}, tags=["t"]):
+        react_graph(react_model(streaming=True, temperature=0.5)).invoke({"messages": [("user", "What is 1 + 2?")]})
+    assert compared.count("ScriptedChatModel") == 2 and "add" in compared and "react" in compared
+
+
+def test_chat_openai_with_invocation_parameters_and_usage(compared: list[str]) -> None:
+    from langchain_openai import ChatOpenAI
+
+    script = [ToolCalls([ToolCall("add", {"a": 1, "b": 2})]), Text("The sum is 3.")]
+    with ScriptedOpenAIServer(script) as server:
+        model = ChatOpenAI(base_url=server.base_url, api_key="test", model="scripted", max_retries=0,
+                           temperature=0.2, stream_usage=True)
+        react_graph(model).invoke({"messages": [("user", "What is 1 + 2?")]})
+    assert compared.count("ChatOpenAI") == 2
+
+
+def test_prompt_template_retriever_and_a_failing_node(compared: list[str]) -> None:
+    prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("user", "{question}")])
+    model = ScriptedChatModel(replies=["It is 3."])
+
+    def answer(state: QA) -> QA:
+        docs = Docs().invoke(state["question"])
+        reply = (prompt | model).invoke({"question": f"{state['question']} ({docs[0].page_content})"})
+        return {"answer": str(reply.content)}
+
+    def explode(state: QA) -> QA:
+        raise ValueError("no such thing")
+
+    builder = StateGraph(QA)
+    builder.add_node("answer", answer)
+    builder.add_node("explode", explode)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", "explode")
+    with pytest.raises(ValueError, match="no such thing"):
+        builder.compile(name="qa").invoke({"question": "What is 1 + 2?"})
+    assert {"Docs", "ChatPromptTemplate", "ScriptedChatModel", "answer", "explode", "qa"} <= set(compared)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize("pairs", [
+    [("a", {"b": {"c": 1, "d": None}, "e": [1, 2]}), ("f", Colour.RED), ("g", None)],
+    [("m", [{"role": "user", "content": "hi"}, {"role": "ai", "tool": {"name": "add"}}]), ("n", "x")],
+    [("a", 1), ("a", 2), ("b", [])],
+    # A list that mixes mappings with anything else: flattening fails at that level, which stops it.
+    [("x", 1), ("m", [{"k": 1}, "not a mapping", {"k": 3}]), ("y", 2)],
+    [("outer", {"m": [{"k": 1}, 7], "after": 1}), ("y", 2)],
+])
+def test_flatten_gives_openinferences_pairs_in_its_order(pairs: list[tuple[str, Any]],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        theirs = list(oi._flatten(iter(pairs)))
+        their_logs = len(caplog.records)
+        ours = _oi_end._flatten(iter(pairs))
+    assert ours == theirs
+    assert len(caplog.records) == 2 * their_logs  # each failure logged once by each
+
+
+def test_an_update_span_without_flatten_is_used_as_it_is() -> None:
+    def update(span: Any, run: Any) -> None:
+        span.set_attribute("k", run)
+
+    assert _oi_end._rebuilt(update) is None
+    assert _oi_end._rebuilt(oi._update_span) is not None
