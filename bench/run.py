@@ -4,9 +4,9 @@
     python bench/run.py --quick    # fewer rounds, for a smoke check
 
 Configurations are interleaved round by round (untraced, OpenInference alone, massgen-tracing, …) so a
-noisy neighbour hurts all of them alike; each figure is the best round (noise only adds time), with
-the median over rounds kept in the JSON. Nothing here asserts:
-the numbers go into docs/performance.md.
+noisy neighbour hurts all of them alike; each time is the best round (noise only adds time), the
+median over rounds is kept in the JSON, and ratios to OpenInference are also given paired per round.
+Nothing here asserts: the numbers go into docs/performance.md.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Cal
                 for _ in range(reps):
                     work()
                 times[label].append((time.perf_counter() - t0) / reps * 1000)
-                if resource and r0 is not None:
+                if r0 is not None:
                     r1 = resource.getrusage(resource.RUSAGE_SELF)
                     cpu[label].append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / reps * 1000)
                     switches[label].append((r1.ru_nvcsw + r1.ru_nivcsw - r0.ru_nvcsw - r0.ru_nivcsw) / reps)
