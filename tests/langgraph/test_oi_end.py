@@ -28,9 +28,13 @@ from massgen_tracing.langgraph import _oi_end
 from massgen_tracing.testing.langchain_models import ScriptedChatModel
 from massgen_tracing.testing.openai_server import ScriptedOpenAIServer, Text, ToolCall, ToolCalls
 
+# One provider for every scratch span (no processors: nothing is exported); a provider per span would
+# register an exit hook each.
+_SCRATCH = TracerProvider(shutdown_on_exit=False).get_tracer("scratch")
+
 
 def _written(update: Any, run: Any, config: TraceConfig) -> tuple[Any, ...]:
-    scratch = OITracer(TracerProvider().get_tracer("scratch"), config=config).start_span("scratch")
+    scratch = OITracer(_SCRATCH, config=config).start_span("scratch")
     update(scratch, run)
     sdk = scratch.__wrapped__
     return (list(sdk.attributes.items()), sdk.status.status_code, sdk.status.description,
