@@ -12,20 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.documents import Document
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.retrievers import BaseRetriever
-from langgraph.graph import START, StateGraph
-from lg_graphs import REACT_TREE, react_graph, react_model
+from lg_graphs import REACT_TREE, qa_graph, react_graph, react_model
 from lg_tracing import start_tracing
 from openinference.instrumentation import OITracer, TraceConfig, using_attributes
 from openinference.instrumentation.langchain import _tracer as oi
 from opentelemetry.sdk.trace import TracerProvider
-from typing_extensions import TypedDict
 
 import massgen_tracing.langgraph._tracer as lg_tracer
 from massgen_tracing.langgraph import _oi_end
-from massgen_tracing.testing.langchain_models import ScriptedChatModel
 from massgen_tracing.testing.openai_server import ScriptedOpenAIServer, Text, ToolCall, ToolCalls
 
 # One provider for every scratch span (no processors: nothing is exported); a provider per span would
@@ -67,16 +61,6 @@ def compared(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         stop()
 
 
-class Docs(BaseRetriever):
-    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
-        return [Document(page_content=f"about {query}", metadata={"source": "kb", "score": 0.5})]
-
-
-class QA(TypedDict, total=False):
-    question: str
-    answer: str
-
-
 def test_react_loop_with_a_scripted_model(compared: list[str]) -> None:
     with using_attributes(session_id="s-1", user_id="u-1", metadata={"team": "x"}, tags=["t"]):
         react_graph(react_model(streaming=True, temperature=0.5)).invoke({"messages": [("user", "What is 1 + 2?")]})
@@ -94,26 +78,10 @@ def test_chat_openai_with_invocation_parameters_and_usage(compared: list[str]) -
     assert compared.count("ChatOpenAI") == 2
 
 
-def test_prompt_template_retriever_and_a_failing_node(compared: list[str]) -> None:
-    prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("user", "{question}")])
-    model = ScriptedChatModel(replies=["It is 3."])
-
-    def answer(state: QA) -> QA:
-        docs = Docs().invoke(state["question"])
-        reply = (prompt | model).invoke({"question": f"{state['question']} ({docs[0].page_content})"})
-        return {"answer": str(reply.content)}
-
-    def explode(state: QA) -> QA:
-        raise ValueError("no such thing")
-
-    builder = StateGraph(QA)
-    builder.add_node("answer", answer)
-    builder.add_node("explode", explode)
-    builder.add_edge(START, "answer")
-    builder.add_edge("answer", "explode")
+def test_prompt_template_retriever_tool_error_and_a_failing_node(compared: list[str]) -> None:
     with pytest.raises(ValueError, match="no such thing"):
-        builder.compile(name="qa").invoke({"question": "What is 1 + 2?"})
-    assert {"Docs", "ChatPromptTemplate", "ScriptedChatModel", "answer", "explode", "qa"} <= set(compared)
+        qa_graph().invoke({"question": "What is 1 + 2?"})
+    assert {"Docs", "ChatPromptTemplate", "ScriptedChatModel", "broken", "answer", "explode", "qa"} <= set(compared)
 
 
 class Colour(enum.Enum):

@@ -34,6 +34,10 @@ from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, strict
 from massgen_tracing.langgraph import _attributes as a
 from massgen_tracing.langgraph._oi_end import update_span
+from massgen_tracing.langgraph._runs import builders
+
+# LangChain's run builders, making `LiteRun`s instead of pydantic `RunTree`s if they pass their self-check.
+_BUILD = builders()
 
 if TYPE_CHECKING:
     from langgraph.callbacks import GraphInterruptEvent, GraphResumeEvent
@@ -396,10 +400,17 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 })
             step.tool_calls = [str(call.get("name")) for call in calls]
 
+    # --- run records: LangChain's builders, making lighter runs (see `_runs`) ----------------------
+
+    _create_chain_run = _BUILD["_create_chain_run"]
+    _create_llm_run = _BUILD["_create_llm_run"]
+    _create_retrieval_run = _BUILD["_create_retrieval_run"]
+    on_chat_model_start = _BUILD["on_chat_model_start"]  # LangChainTracer's, as OpenInference's tracer calls
+
     def _create_tool_run(self, *args: Any, **kwargs: Any) -> Run:
         # LangChain hands the parsed tool arguments as `inputs`; before langchain-core 1.1 the Run
         # keeps only their str(). Remember the dict for the start attributes (`_classify`).
-        run = super()._create_tool_run(*args, **kwargs)
+        run: Run = _BUILD["_create_tool_run"](self, *args, **kwargs)
         inputs = kwargs.get("inputs")
         if isinstance(inputs, Mapping):
             self._tool_inputs[run.id] = inputs
