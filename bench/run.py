@@ -133,6 +133,57 @@ def latency(n: int, gap_s: float) -> dict[str, Any]:
             "max_ms": round(max(lat_ms), 3)}
 
 
+class _TimedPlainSink:
+    """The default terminal sink (plain lines, to /dev/null here) noting each record's latency."""
+
+    def __init__(self, stream: Any) -> None:
+        from massgen_tracing._internal.console import PlainConsoleSink
+
+        self.plain = PlainConsoleSink(stream)
+        self.lat_ns: list[int] = []
+
+    def handle_batch(self, records: list[StepRecord]) -> None:
+        now = time.time_ns()
+        self.lat_ns.extend(now - r.time_ns for r in records if r.type != "end")
+        self.plain.handle_batch(records)
+
+    def handle(self, record: StepRecord) -> None:
+        self.handle_batch([record])
+
+    def close(self) -> None:
+        self.plain.close()
+
+
+def latency_busy(runs: int) -> dict[str, Any]:
+    """The same latency while the program keeps the CPU busy: instant-model LangGraph ReAct runs back to
+    back, the default pipeline (redaction, plain lines). Records then wait for the GIL, and the sink
+    thread looks for them every 10 ms instead of 2 (`_POLL_BUSY_S`) so as to take it less often."""
+    import workloads  # bench/workloads.py
+
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        sink = _TimedPlainSink(devnull)
+        proc = LiveStepProcessor([sink], redactor=Redactor())
+        tp = TracerProvider(shutdown_on_exit=False)
+        tp.add_span_processor(proc)
+        inst = workloads._ours("langgraph")
+        inst.instrument(tracer_provider=tp)
+        try:
+            work = workloads.langgraph_react()
+            for _ in range(5):
+                work()
+            proc.force_flush(5000)
+            sink.lat_ns.clear()
+            for _ in range(runs):
+                work()
+            proc.force_flush(5000)
+        finally:
+            inst.uninstrument()
+            proc.shutdown()
+    lat_ms = [x / 1e6 for x in sink.lat_ns]
+    return {"records": len(lat_ms), "p50_ms": round(pct(lat_ms, 50), 3), "p99_ms": round(pct(lat_ms, 99), 3),
+            "max_ms": round(max(lat_ms), 3)}
+
+
 # --- 3/4. whole workloads: untraced vs OpenInference alone vs massgen-tracing ----------------------
 Workload = Callable[[], Any]
 
@@ -211,6 +262,8 @@ def main() -> int:
         print("per-span cost:", json.dumps(results["per_span"]), flush=True)
         results["latency"] = latency(500 if args.quick else 2000, 0.0005)
         print("start/event -> sink latency:", json.dumps(results["latency"]), flush=True)
+        results["latency_busy"] = latency_busy(40 if args.quick else 300)
+        print("the same, program keeping the CPU busy:", json.dumps(results["latency_busy"]), flush=True)
     import workloads  # bench/workloads.py: framework workloads and setups
 
     for fw in ("langgraph", "smolagents"):

@@ -19,9 +19,10 @@ def test_the_quick_benchmark_measures_every_configuration_of_every_workload(tmp_
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr == ""  # nothing leaks from the traced runs (the slow sink's teardown is expected)
     results = json.loads(out.read_text(encoding="utf-8"))
-    assert sorted(results) == ["latency", "machine", "per_span", "workloads"]
+    assert sorted(results) == ["latency", "latency_busy", "machine", "per_span", "workloads"]
     assert sorted(results["per_span"]["us_per_span"]) == ["live", "live+redact", "sdk only"]
     assert results["latency"]["records"] == 1000  # --quick: 500 spans, a start and an event each
+    assert results["latency_busy"]["records"] == 40 * 16  # --quick: 40 ReAct runs, 11 starts and 5 events each
     assert [w["workload"] for w in results["workloads"]] == [
         "langgraph: ReAct loop (2 tool calls)", "langgraph: Send fan-out (8 branches)",
         "langgraph: ReAct loop, model replies in 20 ms", "smolagents: ToolCallingAgent (2 tool calls)",

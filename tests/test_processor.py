@@ -387,3 +387,48 @@ def test_a_forked_child_gets_its_own_sink_thread_and_flushes_promptly(tmp_path):
         seen = [(r.type, r.span_name) for r in read_jsonl(fh)]
     # the parent's records once (not again from the child), then the child's
     assert seen == [("start", "before-fork"), ("end", "before-fork"), ("start", "in-child"), ("end", "in-child")]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.wall = 100.0
+        self.cpu = 5.0
+
+    def advance(self, wall: float, cpu: float) -> None:
+        self.wall += wall
+        self.cpu += cpu
+
+
+def test_a_sink_thread_looks_less_often_while_the_program_keeps_the_cpu_busy(monkeypatch):
+    from massgen_tracing._internal import processor as p
+
+    worker = p._SinkWorker(ListSink(), 10, lambda span_id: None)
+    clock = _Clock()
+    monkeypatch.setattr(p.time, "monotonic", lambda: clock.wall)
+    monkeypatch.setattr(p.time, "process_time", lambda: clock.cpu)
+    paces = []
+    for wall, cpu in [(0, 0), (0.002, 0.0019), (0.010, 0.006), (0.010, 0.004), (0.002, 0.0002)]:
+        clock.advance(wall, cpu)
+        worker._pace()
+        paces.append(worker._poll_s)
+    # First look after a quiet spell: quick. Then by the program's CPU share since the last look.
+    assert paces == [p._POLL_S, p._POLL_BUSY_S, p._POLL_BUSY_S, p._POLL_S, p._POLL_S]
+    monkeypatch.undo()
+    worker.close(time.monotonic() + 2)
+
+
+def test_flush_does_not_wait_for_a_sink_thread_to_finish_its_poll(monkeypatch):
+    from massgen_tracing._internal import processor as p
+
+    monkeypatch.setattr(p, "_POLL_S", 60.0)  # a poll no test would wait out
+    monkeypatch.setattr(p, "_POLL_BUSY_S", 60.0)
+    sink = ListSink()
+    tracer, proc, _ = make([sink])
+    with tracer.start_as_current_span("first", attributes=step("node", "a")):
+        pass
+    assert proc.force_flush(5000)
+    with tracer.start_as_current_span("second", attributes=step("node", "b")):
+        pass  # queued while the worker waits out its 60 s poll: no wake-up for it
+    assert proc.force_flush(5000)  # the flush wakes it
+    assert summary(sink.records) == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b")]
+    proc.shutdown()
