@@ -28,6 +28,8 @@ from openinference.semconv.trace import SpanAttributes
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.sdk.trace import Tracer as SDKTracer
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Span
 
 from massgen_tracing._internal import convention as c
@@ -57,6 +59,77 @@ except ImportError:  # pragma: no cover  # a future openinference-instrumentatio
 logger = logging.getLogger(__name__)
 
 _OI_KIND = {"run": "AGENT", "node": "CHAIN"}
+
+
+class _TracerView:
+    """The SDK tracer inside an `OITracer`, as the SDK's `Tracer.start_span` reads its `self`.
+
+    `OITracer.start_span` passes the `OITracer` itself (a wrapt proxy) as `self`, for its id generator;
+    each of the nine attributes `start_span` reads then costs a proxy lookup (~7 µs per span). This
+    view reads them straight from the SDK tracer, each time (a provider may update its tracers'
+    configuration), and chooses the id generator as `OITracer.id_generator` does.
+    """
+
+    __slots__ = ("_oi", "_tracer")
+
+    def __init__(self, oi: Any) -> None:
+        self._oi = oi
+        self._tracer = oi.__wrapped__
+
+    @property
+    def id_generator(self) -> Any:
+        generator = self._tracer.id_generator
+        if generator is not None and generator.__class__ is RandomIdGenerator:
+            return self._oi._self_id_generator  # OpenInference's, unaffected by the program's random.seed()
+        return generator
+
+    def _is_enabled(self) -> bool:
+        enabled: bool = self._tracer._is_enabled()
+        return enabled
+
+    @property
+    def sampler(self) -> Any:
+        return self._tracer.sampler
+
+    @property
+    def resource(self) -> Any:
+        return self._tracer.resource
+
+    @property
+    def span_processor(self) -> Any:
+        return self._tracer.span_processor
+
+    @property
+    def instrumentation_info(self) -> Any:
+        return self._tracer.instrumentation_info
+
+    @property
+    def _span_limits(self) -> Any:
+        return self._tracer._span_limits
+
+    @property
+    def _instrumentation_scope(self) -> Any:
+        return self._tracer._instrumentation_scope
+
+    @property
+    def _tracer_metrics(self) -> Any:
+        return self._tracer._tracer_metrics
+
+    def __getattr__(self, name: str) -> Any:  # whatever else a newer SDK's start_span reads
+        return getattr(self._tracer, name)
+
+
+def _tracer_view(oi: Any) -> _TracerView | Any:
+    """A `_TracerView` of `oi` if it is an OITracer over an SDK tracer and the view picks the id
+    generator the OITracer picks; else `oi` itself, read through the proxy as OpenInference does."""
+    try:
+        if isinstance(getattr(oi, "__wrapped__", None), SDKTracer):
+            view = _TracerView(oi)
+            if view.id_generator is oi.id_generator:
+                return view
+    except Exception:  # noqa: BLE001  # an OITracer unlike the one we know: use it as it is
+        pass
+    return oi
 
 
 @dataclass(eq=False)
@@ -138,6 +211,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         # operation, atomic in CPython, and the proxy costs ~1 µs per access.
         self.run_map = {}
         self._spans_by_run = {}
+        self._sdk_view = _tracer_view(tracer)  # `self` for the SDK's start_span, see `_start_span`
         config = getattr(tracer, "_self_config", None)  # the OITracer's TraceConfig (content capture)
         self._config: TraceConfig = config if isinstance(config, TraceConfig) else TraceConfig()
         self._hide_deltas = bool(self._config.hide_outputs or self._config.hide_output_text)
@@ -238,10 +312,9 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                         masked[key] = value
                     elif (kept := mask(key, value)) is not None:
                         masked[key] = kept
-                # As OITracer does: the SDK's start_span with the OITracer as `self` (its id generator).
-                sdk_tracer: Any = oi.__wrapped__  # type: ignore[attr-defined]  # OITracer is a wrapt proxy
-                otel_span = type(sdk_tracer).start_span(oi, name, context, attributes=masked,
-                                                        start_time=start_time)
+                # As OITracer does: the SDK's start_span with the OITracer's view of itself as `self`.
+                otel_span = SDKTracer.start_span(self._sdk_view, name, context,  # type: ignore[arg-type]  # a view
+                                                 attributes=masked, start_time=start_time)
                 span: Span = _OISpan(otel_span, config=config)
                 kind = masked.get(SpanAttributes.OPENINFERENCE_SPAN_KIND)
                 if kind is not None:  # bookkept by the wrapper, which re-applies it at end()

@@ -1,0 +1,96 @@
+"""Step spans start through the SDK tracer directly (`_TracerView`), with the ids OpenInference would give."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import pytest
+from lg_graphs import REACT_TREE, react_graph, react_model
+from lg_tracing import start_tracing
+from openinference.instrumentation import OITracer, TraceConfig
+from openinference.instrumentation._tracers import _IdGenerator
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+from massgen_tracing._internal import guard
+from massgen_tracing.langgraph import LangGraphInstrumentor
+from massgen_tracing.langgraph import _tracer as lg_tracer
+
+QUESTION = {"messages": [("user", "What is 1 + 2?")]}
+
+
+class Sequential(IdGenerator):
+    def __init__(self, start: int) -> None:
+        self._ids = itertools.count(start)
+
+    def generate_span_id(self) -> int:
+        return next(self._ids)
+
+    def generate_trace_id(self) -> int:
+        return next(self._ids)
+
+
+def test_spans_take_openinferences_seed_proof_ids_when_the_provider_has_the_default_generator(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ours = Sequential(1000)
+    monkeypatch.setattr(_IdGenerator, "generate_span_id", lambda self: ours.generate_span_id())
+    monkeypatch.setattr(_IdGenerator, "generate_trace_id", lambda self: ours.generate_trace_id())
+    traced, stop = start_tracing(monkeypatch)
+    try:
+        react_graph(react_model()).invoke(QUESTION)
+    finally:
+        stop()
+    assert traced.render() == REACT_TREE
+    # One trace id and a span id per span, all from OpenInference's generator, step spans included.
+    ids = sorted({s.context.trace_id for s in traced.spans} | {s.context.span_id for s in traced.spans})
+    assert ids == list(range(1000, 1000 + len(traced.spans) + 1))
+
+
+def test_spans_take_the_providers_own_id_generator_when_it_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=Sequential(5000), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    instrumentor = LangGraphInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        react_graph(react_model()).invoke(QUESTION)
+    finally:
+        instrumentor.uninstrument()
+    spans = exporter.get_finished_spans()
+    ids = sorted({s.context.trace_id for s in spans} | {s.context.span_id for s in spans})
+    assert ids == list(range(5000, 5000 + len(spans) + 1))
+
+
+def test_a_tracer_that_is_not_the_sdks_is_used_as_openinference_uses_it() -> None:
+    noop = OITracer(trace.NoOpTracer(), TraceConfig())
+    assert lg_tracer._tracer_view(noop) is noop
+    sdk = OITracer(TracerProvider(shutdown_on_exit=False).get_tracer("t"), TraceConfig())
+    assert isinstance(lg_tracer._tracer_view(sdk), lg_tracer._TracerView)
+
+
+def test_a_failing_view_falls_back_to_openinferences_start_and_the_graph_is_unharmed(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+
+    def broken(self: Any) -> Any:
+        raise RuntimeError("bug in massgen-tracing")
+
+    monkeypatch.setattr(lg_tracer._TracerView, "sampler", property(broken))
+    traced, stop = start_tracing(monkeypatch)
+    try:
+        with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
+            out = react_graph(react_model()).invoke(QUESTION)
+    finally:
+        stop()
+    assert out["messages"][-1].content == "The sum is 3."
+    assert traced.render() == REACT_TREE  # every step span started by OITracer.start_span instead
+    assert [r.getMessage() for r in caplog.records] == [
+        "massgen-tracing: internal error in langgraph.start_span (tracing continues): "
+        "RuntimeError('bug in massgen-tracing')"]
