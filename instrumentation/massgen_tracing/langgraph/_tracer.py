@@ -5,6 +5,7 @@ when it starts and records what happens inside it (tokens, tool decisions, route
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -61,6 +62,10 @@ logger = logging.getLogger(__name__)
 _OI_KIND = {"run": "AGENT", "node": "CHAIN"}
 
 
+def _forwarded(name: str) -> Any:
+    return property(operator.attrgetter(f"_tracer.{name}"))
+
+
 class _TracerView:
     """The SDK tracer inside an `OITracer`, as the SDK's `Tracer.start_span` reads its `self`.
 
@@ -87,33 +92,14 @@ class _TracerView:
         enabled: bool = self._tracer._is_enabled()
         return enabled
 
-    @property
-    def sampler(self) -> Any:
-        return self._tracer.sampler
-
-    @property
-    def resource(self) -> Any:
-        return self._tracer.resource
-
-    @property
-    def span_processor(self) -> Any:
-        return self._tracer.span_processor
-
-    @property
-    def instrumentation_info(self) -> Any:
-        return self._tracer.instrumentation_info
-
-    @property
-    def _span_limits(self) -> Any:
-        return self._tracer._span_limits
-
-    @property
-    def _instrumentation_scope(self) -> Any:
-        return self._tracer._instrumentation_scope
-
-    @property
-    def _tracer_metrics(self) -> Any:
-        return self._tracer._tracer_metrics
+    # The rest of what `start_span` reads, forwarded as plain attribute reads.
+    sampler = _forwarded("sampler")
+    resource = _forwarded("resource")
+    span_processor = _forwarded("span_processor")
+    instrumentation_info = _forwarded("instrumentation_info")
+    _span_limits = _forwarded("_span_limits")
+    _instrumentation_scope = _forwarded("_instrumentation_scope")
+    _tracer_metrics = _forwarded("_tracer_metrics")
 
     def __getattr__(self, name: str) -> Any:  # whatever else a newer SDK's start_span reads
         return getattr(self._tracer, name)
