@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -387,6 +388,69 @@ def test_a_forked_child_gets_its_own_sink_thread_and_flushes_promptly(tmp_path):
         seen = [(r.type, r.span_name) for r in read_jsonl(fh)]
     # the parent's records once (not again from the child), then the child's
     assert seen == [("start", "before-fork"), ("end", "before-fork"), ("start", "in-child"), ("end", "in-child")]
+
+
+def _fork_one_step(tracer, proc, check=lambda: True) -> int:
+    """Fork; the child makes one step span, flushes and exits 0 if delivered (and `check()`), else not."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            with tracer.start_as_current_span("in-child", attributes=step("node", "c")):
+                pass
+            code = 0 if proc.force_flush(3000) and check() else 3
+            proc.shutdown()
+        finally:
+            os._exit(code)
+    return pid
+
+
+@pytest.mark.parametrize("sink_kind", ["jsonl", "plain"])
+def test_a_child_forked_while_a_sink_was_mid_write_still_delivers(tmp_path, sink_kind):
+    # The fork copies a lock the parent's sink thread holds (it was writing): the child's sink must
+    # renew it, or its thread blocks forever and the child's records are lost at its exit.
+    from massgen_tracing._internal.console import PlainConsoleSink
+    from massgen_tracing._internal.sinks import JsonlSink, read_jsonl
+
+    path = tmp_path / "steps.out"
+    if sink_kind == "jsonl":
+        sink = JsonlSink(path)
+        held = [sink._lock]
+    else:
+        stream = open(path, "w", encoding="utf-8")  # noqa: SIM115  # closed below
+        sink = PlainConsoleSink(stream, show_time=False)
+        held = [sink._lock, sink._tree._lock]
+    tracer, proc, _exporter = make([sink])
+    for lock in held:  # as if the sink thread were inside a write when the program forks
+        lock.acquire()
+    pid = _fork_one_step(tracer, proc)
+    for lock in held:
+        lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    proc.shutdown()
+    if sink_kind == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            assert [(r.type, r.span_name) for r in read_jsonl(fh)] == [("start", "in-child"), ("end", "in-child")]
+    else:
+        stream.close()
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert [re.sub(r" \d+ms$", "", line) for line in lines] == ["▶ node c", "✓ node c"]
+
+
+def test_a_sink_failing_to_renew_its_locks_in_a_forked_child_still_gets_the_childs_records(monkeypatch):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+
+    class Broken(ListSink):
+        def after_fork_in_child(self) -> None:
+            raise RuntimeError("bug in massgen-tracing")
+
+    sink = Broken()
+    tracer, proc, _exporter = make([sink])
+    pid = _fork_one_step(tracer, proc, lambda: summary(sink.records) == [("start", "c"), ("end", "c")])
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    proc.shutdown()
 
 
 class _Clock:

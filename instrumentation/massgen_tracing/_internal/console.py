@@ -307,6 +307,9 @@ class StepTree:
         self._latest_at: int = 0
         self._last_now = 0  # elapsed times never run backwards when a record arrives late
 
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()  # a thread of the parent may have held it at the fork
+
     # -- feeding
 
     def feed(self, record: StepRecord) -> StepNode | None:
@@ -708,6 +711,10 @@ class PlainConsoleSink:
     def close(self) -> None:
         with self._lock, contextlib.suppress(OSError, ValueError):
             self._stream.flush()
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's sink thread may have been writing at the fork
+        self._tree.after_fork_in_child()
 
 
 _clock_cache: tuple[int, str] = (-1, "")

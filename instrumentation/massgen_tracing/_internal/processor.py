@@ -106,6 +106,10 @@ class _SinkWorker:
         # Locks may have been held by threads that do not exist here; records queued before the fork
         # are the parent's to deliver, not ours (they would print twice).
         self._cond = threading.Condition(threading.Lock())
+        reset = getattr(self.sink, "after_fork_in_child", None)
+        if callable(reset):  # the sink's own locks: the parent's sink thread may have held one mid-write
+            with internal(f"sink {self.name} after fork"):
+                reset()
         self._q.clear()
         self._open_delta.clear()
         self._events_queued = self._inflight = self._flushers = 0

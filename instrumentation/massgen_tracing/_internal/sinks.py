@@ -19,7 +19,9 @@ class Sink(Protocol):
     """Receives step records in order, one call at a time, on a background thread.
 
     A sink may also define `handle_batch(records)`: then it gets every record waiting at once, in
-    order, which lets it write a burst with one system call (see `PlainConsoleSink`, `JsonlSink`).
+    order, which lets it write a burst with one system call (see `PlainConsoleSink`, `JsonlSink`);
+    and `after_fork_in_child()`: called in a forked child before its sink thread restarts there, to
+    renew locks the parent's sink thread may have held at the fork (it would never release them).
     """
 
     def handle(self, record: StepRecord) -> None: ...
@@ -80,6 +82,9 @@ class JsonlSink:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's sink thread may have been inside `_write`
 
 
 def read_jsonl(stream: IO[str]) -> list[StepRecord]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import operator
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -104,18 +104,31 @@ class _TracerView:
     def __getattr__(self, name: str) -> Any:  # whatever else a newer SDK's start_span reads
         return getattr(self._tracer, name)
 
+    _READ = ("id_generator", "sampler", "resource", "span_processor", "instrumentation_info", "_span_limits",
+             "_instrumentation_scope", "_tracer_metrics")
 
-def _tracer_view(oi: Any) -> _TracerView | Any:
-    """A `_TracerView` of `oi` if it is an OITracer over an SDK tracer and the view picks the id
-    generator the OITracer picks; else `oi` itself, read through the proxy as OpenInference does."""
+
+def _span_starter(oi: Any) -> tuple[Any, Callable[..., Any] | None]:
+    """(self, start_span) for starting spans as `OITracer.start_span` does; (oi, None) if it cannot.
+
+    OITracer calls the wrapped tracer's class's `start_span` with the OITracer itself as `self`. When
+    that is the SDK's own `Tracer.start_span` (not a subclass's: Logfire's proxy tracer, say, has its
+    own) and a `_TracerView` reads everything it needs and picks the same id generator, the view
+    stands in for the proxy; otherwise it is exactly OpenInference's call.
+    """
+    wrapped = getattr(oi, "__wrapped__", None)
+    start = getattr(type(wrapped), "start_span", None)
     try:
-        if isinstance(getattr(oi, "__wrapped__", None), SDKTracer):
+        if isinstance(wrapped, SDKTracer) and start is SDKTracer.start_span:
             view = _TracerView(oi)
+            for name in _TracerView._READ:  # a tracer built without the SDK's __init__ lacks some
+                getattr(view, name)
+            view._is_enabled()
             if view.id_generator is oi.id_generator:
-                return view
-    except Exception:  # noqa: BLE001  # an OITracer unlike the one we know: use it as it is
+                return view, start
+    except Exception:  # noqa: BLE001  # a tracer unlike the SDK's we know: OpenInference's way
         pass
-    return oi
+    return oi, start
 
 
 @dataclass(eq=False)
@@ -197,7 +210,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         # operation, atomic in CPython, and the proxy costs ~1 µs per access.
         self.run_map = {}
         self._spans_by_run = {}
-        self._sdk_view = _tracer_view(tracer)  # `self` for the SDK's start_span, see `_start_span`
+        self._starter, self._start = _span_starter(tracer)  # see `_start_span`
         config = getattr(tracer, "_self_config", None)  # the OITracer's TraceConfig (content capture)
         self._config: TraceConfig = config if isinstance(config, TraceConfig) else TraceConfig()
         self._hide_deltas = bool(self._config.hide_outputs or self._config.hide_output_text)
@@ -286,7 +299,8 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         failure of this path, go through `OITracer.start_span` unchanged.
         """
         oi = self._tracer
-        if attributes and _OISpan is not None and not context_api.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        if (attributes and _OISpan is not None and self._start is not None
+                and not context_api.get_value(_SUPPRESS_INSTRUMENTATION_KEY)):
             with internal("langgraph.start_span"):
                 config = self._config
                 merged = dict(get_attributes_from_context())
@@ -298,9 +312,8 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                         masked[key] = value
                     elif (kept := mask(key, value)) is not None:
                         masked[key] = kept
-                # As OITracer does: the SDK's start_span with the OITracer's view of itself as `self`.
-                otel_span = SDKTracer.start_span(self._sdk_view, name, context,  # type: ignore[arg-type]  # a view
-                                                 attributes=masked, start_time=start_time)
+                # As OITracer does: the wrapped tracer's start_span, with the OITracer (or its view) as `self`.
+                otel_span = self._start(self._starter, name, context, attributes=masked, start_time=start_time)
                 span: Span = _OISpan(otel_span, config=config)
                 kind = masked.get(SpanAttributes.OPENINFERENCE_SPAN_KIND)
                 if kind is not None:  # bookkept by the wrapper, which re-applies it at end()
