@@ -62,8 +62,9 @@ logger = logging.getLogger(__name__)
 _OI_KIND = {"run": "AGENT", "node": "CHAIN"}
 
 
-def _forwarded(name: str) -> Any:
-    return property(operator.attrgetter(f"_tracer.{name}"))
+# What the SDK's `Tracer.start_span` reads of its `self` besides `id_generator` and `_is_enabled()`.
+_START_SPAN_READS = ("sampler", "resource", "span_processor", "instrumentation_info", "_span_limits",
+                     "_instrumentation_scope", "_tracer_metrics")
 
 
 class _TracerView:
@@ -92,20 +93,12 @@ class _TracerView:
         enabled: bool = self._tracer._is_enabled()
         return enabled
 
-    # The rest of what `start_span` reads, forwarded as plain attribute reads.
-    sampler = _forwarded("sampler")
-    resource = _forwarded("resource")
-    span_processor = _forwarded("span_processor")
-    instrumentation_info = _forwarded("instrumentation_info")
-    _span_limits = _forwarded("_span_limits")
-    _instrumentation_scope = _forwarded("_instrumentation_scope")
-    _tracer_metrics = _forwarded("_tracer_metrics")
-
     def __getattr__(self, name: str) -> Any:  # whatever else a newer SDK's start_span reads
         return getattr(self._tracer, name)
 
-    _READ = ("id_generator", "sampler", "resource", "span_processor", "instrumentation_info", "_span_limits",
-             "_instrumentation_scope", "_tracer_metrics")
+
+for _name in _START_SPAN_READS:  # each a plain attribute read of the SDK tracer
+    setattr(_TracerView, _name, property(operator.attrgetter(f"_tracer.{_name}")))
 
 
 def _span_starter(oi: Any) -> tuple[Any, Callable[..., Any] | None]:
@@ -121,8 +114,8 @@ def _span_starter(oi: Any) -> tuple[Any, Callable[..., Any] | None]:
     try:
         if isinstance(wrapped, SDKTracer) and start is SDKTracer.start_span:
             view = _TracerView(oi)
-            for name in _TracerView._READ:  # a tracer built without the SDK's __init__ lacks some
-                getattr(view, name)
+            for name in ("id_generator", *_START_SPAN_READS):  # a tracer built without the SDK's
+                getattr(view, name)  # __init__ lacks some
             view._is_enabled()
             if view.id_generator is oi.id_generator:
                 return view, start
