@@ -405,37 +405,60 @@ def _fork_one_step(tracer, proc, check=lambda: True) -> int:
     return pid
 
 
-@pytest.mark.parametrize("sink_kind", ["jsonl", "plain"])
+class _Display:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def update_agent_content(self, agent_id: str, text: str, content_type: str) -> None:
+        self.lines.append(text)
+
+
+@pytest.mark.parametrize("sink_kind", ["jsonl", "plain", "live", "display"])
 def test_a_child_forked_while_a_sink_was_mid_write_still_delivers(tmp_path, sink_kind):
     # The fork copies a lock the parent's sink thread holds (it was writing): the child's sink must
     # renew it, or its thread blocks forever and the child's records are lost at its exit.
-    from massgen_tracing._internal.console import PlainConsoleSink
+    from rich.console import Console
+
+    from massgen_tracing._internal.console import LiveConsoleSink, PlainConsoleSink
     from massgen_tracing._internal.sinks import JsonlSink, read_jsonl
+    from massgen_tracing.massgen._display import DisplaySink
 
     path = tmp_path / "steps.out"
+    stream = open(path, "w", encoding="utf-8")  # noqa: SIM115  # closed below
+    check = lambda: True  # noqa: E731
     if sink_kind == "jsonl":
         sink = JsonlSink(path)
         held = [sink._lock]
-    else:
-        stream = open(path, "w", encoding="utf-8")  # noqa: SIM115  # closed below
+    elif sink_kind == "plain":
         sink = PlainConsoleSink(stream, show_time=False)
         held = [sink._lock, sink._tree._lock]
+    elif sink_kind == "live":
+        sink = LiveConsoleSink(Console(file=stream, force_terminal=False, width=80))
+        held = [sink._lock, sink.tree._lock]
+    else:
+        display = _Display()
+        sink = DisplaySink(display, agent_id="a")
+        held = [sink._lock]
+        check = lambda: len(display.lines) == 2  # noqa: E731  # the step's start and end, in the child
     tracer, proc, _exporter = make([sink])
     for lock in held:  # as if the sink thread were inside a write when the program forks
         lock.acquire()
-    pid = _fork_one_step(tracer, proc)
+    pid = _fork_one_step(tracer, proc, check)
     for lock in held:
         lock.release()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     proc.shutdown()
+    stream.close()
     if sink_kind == "jsonl":
         with open(path, encoding="utf-8") as fh:
             assert [(r.type, r.span_name) for r in read_jsonl(fh)] == [("start", "in-child"), ("end", "in-child")]
-    else:
-        stream.close()
+    elif sink_kind == "plain":
         lines = path.read_text(encoding="utf-8").splitlines()
         assert [re.sub(r" \d+ms$", "", line) for line in lines] == ["▶ node c", "✓ node c"]
+    elif sink_kind == "live":  # off a terminal the live sink prints each finished root step once
+        assert [re.sub(r" \d+ms", "", line).rstrip() for line in path.read_text(encoding="utf-8").splitlines()] == [
+            "✓ node c"]
 
 
 def test_a_sink_failing_to_renew_its_locks_in_a_forked_child_still_gets_the_childs_records(monkeypatch):

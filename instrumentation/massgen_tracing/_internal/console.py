@@ -799,6 +799,10 @@ class LiveConsoleSink:
         # the run, which the tree has already retired.
         self.console.print(renderable)
 
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a thread of the parent may have held these at the fork
+        self.tree.after_fork_in_child()
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

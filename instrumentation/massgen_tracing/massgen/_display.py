@@ -43,6 +43,9 @@ class DisplaySink:
             lines = self._renderer.flush()
         self._show(lines)
 
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's sink thread may have held it at the fork
+
     def _show(self, lines: list[Line]) -> None:
         for line in lines:
             if line.agent_id:
