@@ -84,6 +84,12 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
+def latency_summary(lat_ns: list[int]) -> dict[str, Any]:
+    lat_ms = [x / 1e6 for x in lat_ns]
+    return {"records": len(lat_ms), "p50_ms": round(pct(lat_ms, 50), 3), "p99_ms": round(pct(lat_ms, 99), 3),
+            "max_ms": round(max(lat_ms), 3)}
+
+
 # --- 1. per-span cost of the processor -----------------------------------------------------------
 def per_span_cost(rounds: int, n: int) -> dict[str, Any]:
     attrs = c.step_attributes("langgraph", "node", "agent", index=3,
@@ -128,9 +134,7 @@ def latency(n: int, gap_s: float) -> dict[str, Any]:
             span.add_event(c.EVENT_PROGRESS, {c.PROGRESS_CURRENT: i})
         time.sleep(gap_s)  # a paced program, like real steps; a burst measures queueing instead
     proc.force_flush(5000)
-    lat_ms = [x / 1e6 for x in sink.lat_ns]
-    return {"records": len(lat_ms), "p50_ms": round(pct(lat_ms, 50), 3), "p99_ms": round(pct(lat_ms, 99), 3),
-            "max_ms": round(max(lat_ms), 3)}
+    return latency_summary(sink.lat_ns)
 
 
 class _TimedPlainSink:
@@ -179,9 +183,7 @@ def latency_busy(runs: int) -> dict[str, Any]:
         finally:
             inst.uninstrument()
             proc.shutdown()
-    lat_ms = [x / 1e6 for x in sink.lat_ns]
-    return {"records": len(lat_ms), "p50_ms": round(pct(lat_ms, 50), 3), "p99_ms": round(pct(lat_ms, 99), 3),
-            "max_ms": round(max(lat_ms), 3)}
+    return latency_summary(sink.lat_ns)
 
 
 # --- 3/4. whole workloads: untraced vs OpenInference alone vs massgen-tracing ----------------------
