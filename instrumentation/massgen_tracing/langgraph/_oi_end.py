@@ -17,13 +17,14 @@ OpenInference's, with content captured and with its masking switches on.
 from __future__ import annotations
 
 import logging
-import types
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
 from openinference.instrumentation.langchain import _tracer as oi
 from openinference.semconv.trace import SpanAttributes
+
+from massgen_tracing._internal.rebind import with_globals
 
 try:  # attributes an OpenInferenceSpan keeps aside and writes at end()
     from openinference.instrumentation._spans import _IMPORTANT_ATTRIBUTES  # type: ignore[attr-defined]
@@ -91,11 +92,7 @@ class _BulkSpan:
 
 def _rebuilt(function: Any) -> Callable[[Any, Any], None] | None:
     inner = getattr(function, "__wrapped__", function)  # under OpenInference's `audit_timing` decorator
-    code = getattr(inner, "__code__", None)
-    if code is None or "_flatten" not in code.co_names:
-        return None
-    return types.FunctionType(code, {**inner.__globals__, "_flatten": _flatten}, inner.__name__,
-                              inner.__defaults__, inner.__closure__)
+    return with_globals(inner, {"_flatten": _flatten})
 
 
 _FAST = _rebuilt(oi._update_span)

@@ -19,7 +19,6 @@ both kinds of run and compares every span.
 from __future__ import annotations
 
 import logging
-import types
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -30,6 +29,7 @@ from langchain_core.tracers.core import _TracerCore
 from langchain_core.tracers.langchain import LangChainTracer
 
 from massgen_tracing._internal.guard import report_internal_error, strict
+from massgen_tracing._internal.rebind import with_globals
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,7 @@ class LiteRun:
 
 def _rebuilt(function: Callable[..., Any]) -> Callable[..., Any] | None:
     """`function` with its global `Run` bound to `LiteRun`, or None if it makes no `Run`."""
-    code = getattr(function, "__code__", None)
-    if code is None or "Run" not in code.co_names:
-        return None
-    rebuilt = types.FunctionType(code, {**function.__globals__, "Run": LiteRun}, function.__name__,
-                                 function.__defaults__, function.__closure__)
-    rebuilt.__kwdefaults__ = dict(function.__kwdefaults__ or {})  # not carried over by FunctionType
-    rebuilt.__qualname__ = function.__qualname__
-    return rebuilt
+    return with_globals(function, {"Run": LiteRun})
 
 
 #: The builders replaced: name on the tracer -> LangChain's function. `on_chat_model_start` is
