@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -191,7 +191,10 @@ class ScriptedChatModel(BaseChatModel):
     def _usage(messages: list[BaseMessage], message: AIMessage) -> UsageMetadata:
         prompt = count_words(messages)
         completion = count_words([message]) + len(message.tool_calls)
-        return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
+        # A cast, not the TypedDict's constructor: langchain-core >= 1.8 imports `NotRequired` from
+        # `typing`, which mypy (checking for Python 3.10) does not know, so every key looks required.
+        return cast("UsageMetadata", {"input_tokens": prompt, "output_tokens": completion,
+                                      "total_tokens": prompt + completion})
 
     def _result(self, message: AIMessage) -> ChatResult:
         meta = message.response_metadata
