@@ -519,3 +519,46 @@ def test_flush_does_not_wait_for_a_sink_thread_to_finish_its_poll(monkeypatch):
     assert proc.force_flush(5000)  # the flush wakes it
     assert summary(sink.records) == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b")]
     proc.shutdown()
+
+
+def test_an_error_description_quoting_a_secret_is_masked_for_sinks_and_exporters():
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=Redactor())
+    key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0kLmN"
+    with pytest.raises(PermissionError), tracer.start_as_current_span("n", attributes=step("node", "n")):
+        raise PermissionError(f"denied for {key}")
+    proc.force_flush(2000)
+    (span,) = exporter.get_finished_spans()
+    assert span.status.description == "PermissionError: denied for [REDACTED:openai_key]"
+    assert span.events[0].attributes["exception.message"] == "denied for [REDACTED:openai_key]"
+    end = sink.records[-1]
+    assert (end.type, end.status, end.error) == ("end", "error", "PermissionError: denied for [REDACTED:openai_key]")
+    assert key not in repr(sink.records) and key not in repr(span.to_json())
+
+
+def test_a_long_error_description_is_cut_in_the_record_but_not_in_the_exported_span():
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], max_value_length=40)
+    with pytest.raises(ValueError), tracer.start_as_current_span("n", attributes=step("node", "n")):
+        raise ValueError("x" * 100)
+    proc.force_flush(2000)
+    assert sink.records[-1].error == "ValueError: " + "x" * 28 + "…[72 more chars]"
+    assert exporter.get_finished_spans()[0].status.description == "ValueError: " + "x" * 100
+
+
+def test_a_failing_redaction_of_the_error_description_hides_it_and_the_program_goes_on(monkeypatch):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+
+    class BrokenRedactor(Redactor):
+        def redact(self, text):
+            raise RuntimeError("regex engine broke")
+
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=BrokenRedactor())
+    key = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"
+    with pytest.raises(PermissionError), tracer.start_as_current_span("n", attributes=step("node", "n")):
+        raise PermissionError(f"denied for {key}")
+    proc.force_flush(2000)
+    (span,) = exporter.get_finished_spans()
+    assert span.status.description == "[REDACTED:redaction failed]"
+    assert sink.records[-1].error == "[REDACTED:redaction failed]"

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, report_internal_error, strict, weak_hook
@@ -347,6 +347,12 @@ class LiveStepProcessor(SpanProcessor):
             out[k] = v
         return out
 
+    def _cut(self, text: str | None) -> str | None:
+        limit = self._max_len
+        if text is None or len(text) <= limit:
+            return text
+        return text[:limit] + f"…[{len(text) - limit} more chars]"
+
     def _emit(self, rec: StepRecord) -> None:
         for w in self._workers:  # list replaced, never mutated: safe without the lock
             w.put(rec)
@@ -450,6 +456,8 @@ class LiveStepProcessor(SpanProcessor):
         red = self._redactor
         if red is None:
             return
+        with internal("processor.redact status"):
+            self._mask_status(span, red)
         store = getattr(span._attributes, "_dict", None)
         if store is None:
             return
@@ -463,6 +471,25 @@ class LiveStepProcessor(SpanProcessor):
                 raise
             report_internal_error("processor.redact", exc)
             store.update(_mask_all(store))
+
+    @staticmethod
+    def _mask_status(span: Span, red: Redactor) -> None:
+        # An error's description is the exception's text (OpenInference adds the whole traceback), and
+        # exceptions quote secrets as readily as inputs do: "denied for sk-…". Exporters and the end
+        # record both read it from the span, so masking it here covers them all.
+        status = span._status
+        desc = status.description
+        if not desc:
+            return
+        try:
+            masked = red.redact(desc)
+        except Exception as exc:  # never raise into the host, never leak either
+            if strict():
+                raise
+            report_internal_error("processor.redact status", exc)
+            masked = "[REDACTED:redaction failed]"
+        if masked is not desc:
+            span._status = Status(status.status_code, masked)
 
     def on_end(self, span: ReadableSpan) -> None:
         with internal("processor.on_end"):
@@ -491,7 +518,7 @@ class LiveStepProcessor(SpanProcessor):
                 attributes=self._clean(attrs, redact=False),  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
                 status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
-                error=status.description if status.status_code is StatusCode.ERROR else None,
+                error=self._cut(status.description) if status.status_code is StatusCode.ERROR else None,
                 dropped_events=dropped,
                 parent_step_id=parent_step,
             )
