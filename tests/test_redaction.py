@@ -85,3 +85,42 @@ def test_sequences_are_masked_element_by_element_and_keep_their_type():
     assert r.value(["a", f"key {secret}"]) == ["a", "key [REDACTED:openai_key]"]
     clean = ("nothing secret in here at all", "x")
     assert r.value(clean) is clean
+
+
+def test_text_seen_before_is_masked_the_same_and_unchanged_text_comes_back_as_the_callers_object():
+    r = Redactor()
+    secret = "key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t here"
+    first = r.redact(secret)
+    again = r.redact("".join(list(secret)))  # equal content, another object: answered from the cache
+    assert first == again == "key [REDACTED:openai_key] here"
+    plain = "an ordinary sentence with nothing to hide"
+    assert r.redact(plain) is plain
+    other = "".join(list(plain))
+    assert other is not plain
+    assert r.redact(other) is other  # not the object remembered from the first call
+
+
+def test_remembered_results_stay_within_their_bounds():
+    from massgen_tracing._internal import redact
+
+    r = Redactor()
+    for i in range(redact._CACHE_ENTRIES * 3):
+        r.redact(f"ordinary text number {i}")
+    assert len(r._cache) <= redact._CACHE_ENTRIES
+    big = "x" * (redact._CACHE_ITEM_CHARS // 2)
+    for i in range(redact._CACHE_CHARS // len(big) * 3):
+        r.redact(f"{i} {big}")
+    assert r._cached_chars <= redact._CACHE_CHARS + len(big) + 20
+    huge = "y" * (redact._CACHE_ITEM_CHARS + 1)
+    r.redact(huge)
+    assert huge not in r._cache
+
+
+def test_a_str_subclass_is_scanned_every_time_and_never_remembered():
+    class Odd(str):
+        pass
+
+    r = Redactor()
+    text = Odd("token sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t")
+    assert r.redact(text) == "token [REDACTED:openai_key]"
+    assert r._cache == {}

@@ -34,6 +34,14 @@ _ASSIGN = re.compile(
 # first-character prefilter only when case-sensitive). Positions map back when lower() kept the length.
 _ASSIGN_LOWER = re.compile(_ASSIGN.pattern.replace("(?i)", "", 1))
 _MIN_LEN = 12  # no supported secret shape is shorter; skipping short strings keeps the hot path cheap
+# Results are remembered by content: OpenInference serialises the same message history, tool schemas
+# and invocation parameters into span after span and run after run (LangGraph ReAct loop: 115 strings
+# per run, 46 distinct, 77 % seen in the run before), and a dict lookup costs a hash (~1 ns/char)
+# where a scan costs ~25 ns/char. Bounded; emptied whole when full. A str subclass is never cached
+# (it may define its own equality).
+_CACHE_ENTRIES = 2048
+_CACHE_CHARS = 4_000_000
+_CACHE_ITEM_CHARS = 256_000
 
 
 # Literal fragments every match of a pattern contains: a pattern's regex runs only when one is present,
@@ -98,10 +106,31 @@ class Redactor:
         self._assignments = defaults
         self._extra = [p if isinstance(p, re.Pattern) else re.compile(p) for p in extra]
         self._fast = defaults and not self._extra  # the prefilters cover exactly the default shapes
+        self._cache: dict[str, str] = {}  # text -> its masked form, or "" when nothing was masked
+        self._cached_chars = 0
 
     def redact(self, text: str) -> str:
-        if len(text) < _MIN_LEN:
+        """`text` with every secret masked; the very same object when nothing was masked."""
+        n = len(text)
+        if n < _MIN_LEN:
             return text
+        if type(text) is not str or n > _CACHE_ITEM_CHARS:
+            return self._scan(text)
+        cache = self._cache
+        hit = cache.get(text)
+        if hit is None:
+            masked = self._scan(text)
+            if len(cache) >= _CACHE_ENTRIES or self._cached_chars > _CACHE_CHARS:
+                # Several sink and program threads may get here at once: clear() and the count are each
+                # atomic under the GIL, and a count off by a few strings only moves the next clearing.
+                cache.clear()
+                self._cached_chars = 0
+            cache[text] = "" if masked is text else masked  # a masked form is never empty
+            self._cached_chars += n
+            return masked
+        return hit or text  # the caller's own object when nothing is masked, as without the cache
+
+    def _scan(self, text: str) -> str:
         if self._fast and _PREFILTER.search(text) is None and _PREFILTER_LOWER.search(text.lower()) is None:
             return text  # no fragment any default shape needs: nothing to mask
         low: str | None = None
