@@ -562,3 +562,32 @@ def test_a_failing_redaction_of_the_error_description_hides_it_and_the_program_g
     (span,) = exporter.get_finished_spans()
     assert span.status.description == "[REDACTED:redaction failed]"
     assert sink.records[-1].error == "[REDACTED:redaction failed]"
+
+
+def _run_in_child_then_die(path: str) -> None:
+    # A pool worker killed by Pool.terminate() right after its task: no exit hook runs.
+    import signal
+
+    from massgen_tracing._internal.sinks import JsonlSink
+
+    tracer, _proc, _ = make([JsonlSink(path)])
+    with tracer.start_as_current_span("run", attributes=step("run", "g")):
+        with tracer.start_as_current_span("node", attributes=step("node", "n")):
+            pass
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_multiprocessing_child_killed_right_after_its_run_has_written_the_runs_records(tmp_path, method):
+    import multiprocessing
+
+    from massgen_tracing._internal.sinks import read_jsonl
+
+    path = str(tmp_path / "child.jsonl")
+    child = multiprocessing.get_context(method).Process(target=_run_in_child_then_die, args=(path,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == -9
+    with open(path, encoding="utf-8") as fh:
+        seen = [(r.type, r.span_name) for r in read_jsonl(fh)]
+    assert seen == [("start", "run"), ("start", "node"), ("end", "node"), ("end", "run")]

@@ -8,6 +8,7 @@ import collections
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,15 @@ _POLL_S = 0.002
 # view redraws 8 times a second); the program sees a fifth of the hand-overs.
 _POLL_BUSY_S = 0.010
 _BUSY = 0.5
+
+
+_CHILD_FLUSH_MS = 1000
+
+
+def _in_multiprocessing_child() -> bool:
+    """True in a process started by `multiprocessing` (fork or spawn); asked once per finished run."""
+    mp = sys.modules.get("multiprocessing.process")
+    return mp is not None and mp.parent_process() is not None
 
 
 def _mask_all(attrs: Any) -> dict[str, Any]:
@@ -523,6 +533,10 @@ class LiveStepProcessor(SpanProcessor):
                 parent_step_id=parent_step,
             )
             self._emit(rec)
+            if parent_step is None and _in_multiprocessing_child():
+                # `with Pool() as pool:` ends in Pool.terminate(): SIGTERM to every worker, which runs no
+                # exit hook at all. Write a finished run's records before the worker's task returns.
+                self.force_flush(_CHILD_FLUSH_MS)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
