@@ -121,3 +121,24 @@ def test_stream_outputs_deltas_reach_the_consumer_and_the_model_call_span(traced
     assert isinstance(items[-1], FinalAnswerStep) and items[-1].output == "sunny"
     llm = traced.span("chat scripted")
     assert [attrs[c.DELTA_TEXT] for _, attrs in traced.events(llm)] == deltas
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_model_stream_abandoned_at_its_first_delta_reports_no_token_usage(traced: Traced) -> None:
+    for item in weather_agent(stream_outputs=True).run("Paris?", stream=True):
+        if isinstance(item, ChatMessageStreamDelta):
+            break
+    gc.collect()
+
+    assert traced.unended() == []
+    assert traced.tree() == "\n".join([
+        "invoke_agent w [run] UNSET",
+        "  Step 1 [action] UNSET",
+        "    chat scripted [llm] UNSET",
+    ])
+    llm = traced.span("chat scripted").attributes
+    assert llm[c.ABANDONED] is True
+    # Usage comes with the stream's last chunk: unknown here, so absent rather than 0.
+    assert [k for k in llm if "token" in k] == []
+    assert [k for k in traced.span("invoke_agent w").attributes if k.startswith("gen_ai.usage")] == [
+        c.GEN_AI_INPUT_TOKENS, c.GEN_AI_OUTPUT_TOKENS]

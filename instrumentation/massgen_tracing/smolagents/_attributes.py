@@ -247,8 +247,11 @@ def llm_end(model: Any, arguments: Mapping[str, Any], output: Any) -> dict[str, 
     collector = _Collector()
     oi._finish_model_span(collector, model, arguments, output)  # type: ignore[arg-type]  # duck-typed span
     attrs = collector.attributes
-    attrs[c.GEN_AI_INPUT_TOKENS] = attrs.get(SpanAttributes.LLM_TOKEN_COUNT_PROMPT, 0)
-    attrs[c.GEN_AI_OUTPUT_TOKENS] = attrs.get(SpanAttributes.LLM_TOKEN_COUNT_COMPLETION, 0)
+    # Only what the model reported: a stream abandoned before its usage chunk has unknown usage, not 0.
+    if (tin := attrs.get(SpanAttributes.LLM_TOKEN_COUNT_PROMPT)) is not None:
+        attrs[c.GEN_AI_INPUT_TOKENS] = tin
+    if (tout := attrs.get(SpanAttributes.LLM_TOKEN_COUNT_COMPLETION)) is not None:
+        attrs[c.GEN_AI_OUTPUT_TOKENS] = tout
     if tool_calls := getattr(output, "tool_calls", None):
         attrs[c.TOOL_CALLS] = [call.function.name for call in tool_calls]
     return attrs

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+from openinference.semconv.trace import SpanAttributes
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
@@ -415,18 +416,28 @@ class _LlmCall:
         self.deltas = deltas
 
 
+_USAGE_KEYS = frozenset({c.GEN_AI_INPUT_TOKENS, c.GEN_AI_OUTPUT_TOKENS, SpanAttributes.LLM_TOKEN_COUNT_PROMPT,
+                         SpanAttributes.LLM_TOKEN_COUNT_COMPLETION, SpanAttributes.LLM_TOKEN_COUNT_TOTAL})
+
+
 def _llm_end(active: Active, result: Any) -> dict[str, Any]:
     call: _LlmCall = active.data
+    usage_known = True
     if call.deltas is not None:
         if not call.deltas:
             return {}
+        # smolagents sums usage over the deltas, 0 when none carried any (a stream abandoned before
+        # its usage chunk): unknown, so leave the counts out rather than report 0.
+        usage_known = any(d.token_usage for d in call.deltas)
         result = agglomerate_stream_deltas(call.deltas)
     elif result is NO_RESULT:
         return {}
     attrs = a.llm_end(call.model, call.arguments, result)
+    if not usage_known:
+        attrs = {k: v for k, v in attrs.items() if k not in _USAGE_KEYS}
     if active.run is not None:
-        active.run.input_tokens += attrs[c.GEN_AI_INPUT_TOKENS] or 0
-        active.run.output_tokens += attrs[c.GEN_AI_OUTPUT_TOKENS] or 0
+        active.run.input_tokens += attrs.get(c.GEN_AI_INPUT_TOKENS) or 0
+        active.run.output_tokens += attrs.get(c.GEN_AI_OUTPUT_TOKENS) or 0
     return attrs
 
 
