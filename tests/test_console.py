@@ -244,6 +244,30 @@ def test_interrupted_steps_end_with_the_pause_symbol() -> None:
     )
 
 
+def test_abandoned_steps_end_with_the_stop_symbol_not_a_tick() -> None:
+    run = start("r1", None, 0, "smolagents", "run", "looper")
+    act = start("a1", "r1", 1, "smolagents", "action", "looper", index=1)
+    llm = start("l1", "a1", 2, "smolagents", "llm", "gpt-4o")
+    records = [run, act, llm, end(llm, 4, status="unset", attrs={c.ABANDONED: True}),
+               end(act, 5, status="unset", attrs={c.ABANDONED: True}),
+               end(run, 6, status="unset", attrs={c.ABANDONED: True})]
+    assert plain(records) == (
+        "▶ smolagents run looper\n"
+        "  ▶ action looper #1\n"
+        "    ▶ llm gpt-4o\n"
+        "    ⏹ llm gpt-4o 2ms abandoned\n"
+        "  ⏹ action looper #1 4ms abandoned\n"
+        "⏹ smolagents run looper 6ms 2 steps abandoned\n"
+    )
+    tree, clock = StepTree(), FakeClock(T0 + 10 * MS)
+    feed(tree, clock, records)
+    assert render(tree.render_run(tree.finished_runs()[0])) == (
+        "⏹ smolagents run looper  6ms  step 1  abandoned\n"
+        "└── ⏹ action looper #1  4ms  abandoned\n"
+        "    └── ⏹ llm gpt-4o  2ms  abandoned\n"
+    )
+
+
 def test_odd_records_never_raise_and_still_print_a_line() -> None:
     run = start("r1", None, 0, "langgraph", "run", "graph")
     records = [

@@ -26,7 +26,7 @@ from massgen_tracing._internal import guard
 from massgen_tracing._internal.records import StepRecord
 from massgen_tracing._internal.sinks import Sink
 
-Status = Literal["running", "ok", "error", "interrupted"]
+Status = Literal["running", "ok", "error", "interrupted", "abandoned"]
 Clock = Callable[[], int]  # nanoseconds since the epoch, like `time.time_ns` and the records' times
 
 CONSOLE_MODES: tuple[str, ...] = ("auto", "live", "plain", "off")
@@ -50,12 +50,15 @@ class Symbols:
     error: str
     event: str
     interrupted: str
+    abandoned: str  # the consumer stopped iterating a streamed run before it finished
     arrow: str
     ellipsis: str
 
 
-UNICODE = Symbols(start="▶", ok="✓", error="✗", event="⋯", interrupted="⏸", arrow="→", ellipsis="…")
-ASCII = Symbols(start=">", ok="+", error="!", event=".", interrupted="=", arrow="->", ellipsis="...")
+UNICODE = Symbols(start="▶", ok="✓", error="✗", event="⋯", interrupted="⏸", abandoned="⏹", arrow="→",
+                  ellipsis="…")
+ASCII = Symbols(start=">", ok="+", error="!", event=".", interrupted="=", abandoned="-", arrow="->",
+                ellipsis="...")
 
 
 def symbols_for(encoding: str | None) -> Symbols:
@@ -442,6 +445,8 @@ class StepTree:
             node.error = node.exception or node.error or "error"
         elif a.get(c.INTERRUPTED) is True:
             node.status = "interrupted"
+        elif a.get(c.ABANDONED) is True:
+            node.status = "abandoned"
         else:
             node.status = "ok"
         node.dropped_events = record.dropped_events if isinstance(record.dropped_events, int) else 0
@@ -572,6 +577,7 @@ class StepTree:
             "ok": (sym.ok, "green"),
             "error": (sym.error, "bold red"),
             "interrupted": (sym.interrupted, "yellow"),
+            "abandoned": (sym.abandoned, "yellow"),
         }[node.status]
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(icon, style=style)
@@ -588,8 +594,8 @@ class StepTree:
         tokens = format_tokens(node)
         if tokens:
             text.append(f"  {tokens}", style="magenta")
-        if node.status == "interrupted":
-            text.append("  interrupted", style="yellow")
+        if node.status in ("interrupted", "abandoned"):
+            text.append(f"  {node.status}", style="yellow")
         elif node.route:
             text.append(f"  {sym.arrow} {', '.join(node.route)}", style="dim")
         elif node.last_event is not None and not (node.status == "error" and node.exception):
@@ -679,7 +685,7 @@ class PlainConsoleSink:
 
     @staticmethod
     def _end_text(node: StepNode, sym: Symbols) -> str:
-        icon = {"error": sym.error, "interrupted": sym.interrupted}.get(node.status, sym.ok)
+        icon = {"error": sym.error, "interrupted": sym.interrupted, "abandoned": sym.abandoned}.get(node.status, sym.ok)
         words = [f"{icon} {label(node)}", format_duration(node.elapsed_ns(node.end_ns or node.start_ns))]
         if node.kind == "run" or node.parent is None:
             steps = sum(node.step_counts.values())
@@ -690,8 +696,8 @@ class PlainConsoleSink:
             words.append(tokens)
         if node.route:
             words.append(f"{sym.arrow} " + ", ".join(node.route))
-        if node.status == "interrupted":
-            words.append("interrupted")
+        if node.status in ("interrupted", "abandoned"):
+            words.append(node.status)
         if node.dropped_events:
             words.append(f"({node.dropped_events} events dropped)")
         if node.status == "error":

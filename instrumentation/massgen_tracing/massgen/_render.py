@@ -167,6 +167,8 @@ class StepRenderer:
                 text += f": {_flat(rec.error.split('Traceback (most recent call last)')[0])}"
         elif rec.attributes.get(c.INTERRUPTED) is True:
             text = f"⏸ {step.label} interrupted{took}"
+        elif rec.attributes.get(c.ABANDONED) is True:
+            text = f"⏹ {step.label} abandoned{took}"
         else:
             text = f"✓ {step.label}{took}" + self._outcome(rec)
         return self._line(step, step.depth, text, _content_type(step.kind), rec)
