@@ -234,3 +234,14 @@ def test_a_failure_in_our_activation_never_breaks_the_program(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout == "5\n"
     assert "internal error in activation of smolagents" in out.stderr
+
+
+def test_a_bad_value_of_the_switch_itself_prints_one_line_and_the_program_runs_untraced(tmp_path):
+    out = run_app(tmp_path, LANGGRAPH_APP + """
+    import sys
+    print(sorted(m for m in sys.modules if m.startswith(("massgen_tracing._internal", "openinference"))))
+    """, {"MASSGEN_TRACING": "bogus"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "2 + 3 = 5\n['massgen_tracing._internal', 'massgen_tracing._internal.bootstrap']\n"
+    assert out.stderr == ("massgen-tracing: MASSGEN_TRACING='bogus' is not valid: expected one of 1, true, yes, on "
+                          "(on) or 0, false, no, off (off); using off.\n")

@@ -7,12 +7,16 @@ importing, so start-up stays cheap and a host that installs its own provider fir
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from typing import Any
 
 # A framework is instrumented when the outermost import of any of its modules has finished: a hook on
 # one fixed module would fire while its importers are still half-initialised (circular-import errors).
 _FRAMEWORKS = ("langgraph", "smolagents")
+# What the .pth line and settings.py accept; repeated here so that this module imports nothing of ours.
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
 _done: set[str] = set()
 
 
@@ -110,6 +114,13 @@ class _PostImportFinder:
 
 
 def _install() -> None:
+    raw = os.environ.get("MASSGEN_TRACING", "")
+    if raw.strip().lower() not in _ON:
+        # The .pth file loads us for any value that does not say "off": one that says neither gets the
+        # same one-line message as every other bad setting, and tracing stays off.
+        sys.stderr.write(f"massgen-tracing: MASSGEN_TRACING={raw!r} is not valid: expected one of "
+                         f"{', '.join(_ON)} (on) or {', '.join(_OFF)} (off); using off.\n")
+        return
     for framework in _FRAMEWORKS:
         if framework in sys.modules:  # imported before us (e.g. bootstrap imported late): act now
             _on_module_loaded(framework)
