@@ -74,15 +74,18 @@ def exporter_plan(settings: Settings) -> list[tuple[str, str | None]]:
 class _PromptExporter:
     """Wraps an OTLP exporter so shutdown is bounded: `budget` seconds after shutdown begins, the inner
     exporter's own shutdown signal aborts its retry back-off (the plain SDK waits ~7 s for a dead
-    collector, and its batch processor's force_flush ignores its timeout).
+    collector). A request already waiting on a collector that never answers is not cut by that signal;
+    `shutdown()` below stops waiting for it instead (see `_shutdown_batch_processor`).
 
     The watchdog thread that fires is started with the exporter, not at shutdown: from Python 3.12 on,
     no thread can be started once the interpreter is finalizing, which is when atexit runs.
     """
 
-    def __init__(self, inner: Any, budget: float):
+    def __init__(self, inner: Any, budget: float, endpoint: str | None = None):
         self._inner = inner
         self._budget = budget
+        self.endpoint = endpoint
+        self._exporting = 0  # exports begun and not yet returned, to name an abandoned one at shutdown
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self._armed = threading.Event()
@@ -106,7 +109,16 @@ class _PromptExporter:
             self._stop_inner()
 
     def export(self, spans: Sequence[Any]) -> Any:
-        return self._inner.export(spans)
+        # The batch processor serializes its exports (one lock for worker and force_flush): a plain counter.
+        self._exporting += 1
+        try:
+            return self._inner.export(spans)
+        finally:
+            self._exporting -= 1
+
+    @property
+    def exporting(self) -> bool:
+        return self._exporting > 0
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self._inner.force_flush(timeout_millis))
@@ -138,11 +150,11 @@ def _make_exporters(settings: Settings) -> list[Any]:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
             insecure = endpoint is not None and endpoint.startswith("http://")
-            out.append(_PromptExporter(GrpcExporter(endpoint=endpoint, insecure=insecure), budget))
+            out.append(_PromptExporter(GrpcExporter(endpoint=endpoint, insecure=insecure), budget, endpoint))
         elif name.startswith("otlp"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-            out.append(_PromptExporter(HttpExporter(endpoint=endpoint), budget))
+            out.append(_PromptExporter(HttpExporter(endpoint=endpoint), budget, endpoint))
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -364,11 +376,36 @@ def shutdown(timeout: float | None = None) -> None:
                 exp.begin_shutdown()
         st.processor._shutdown_timeout = budget
         st.processor.shutdown()
-        for bsp in st.span_processors:
+        for bsp, exp in zip(st.span_processors, st.exporters, strict=True):  # configure(): one per exporter
+            if not isinstance(exp, _PromptExporter):
+                # The console exporter: local and quick, so printed in full here as it always was.
+                bsp.force_flush()
+                bsp.shutdown()
+                continue
             left = max(0.0, budget - (time.monotonic() - start))
-            # BatchSpanProcessor.shutdown joins its worker; the exporter timer above bounds it.
-            bsp.force_flush(int(left * 1000))
-            bsp.shutdown()
+            _shutdown_batch_processor(bsp, left)
+            if exp.exporting:
+                logger.warning("massgen-tracing: the collector at %s did not answer within %.1fs at shutdown; "
+                               "the spans being sent to it were dropped", exp.endpoint, budget)
         for inst in st.instrumentors:
             with internal("uninstrument"):
                 inst.uninstrument()
+
+
+def _shutdown_batch_processor(bsp: Any, seconds: float) -> None:
+    """Send what the SDK batch processor still holds, waiting at most `seconds` for it.
+
+    Not `force_flush()` then `shutdown()`: the SDK's force_flush exports on the calling thread and ignores
+    its timeout, and the HTTP exporter's request then waits up to OTEL_EXPORTER_OTLP_TIMEOUT (10 s) for a
+    collector that accepted the connection but never answers; our exporter's shutdown signal does not cut
+    a request already waiting. The batch processor's own shutdown takes a timeout: its worker thread
+    sends the last batches, and the join gives up after `seconds`, leaving a hung request to that daemon
+    thread, which does not hold up the interpreter's exit. (`BatchSpanProcessor.shutdown()` itself waits
+    up to 30 s, hence the processor it delegates to.)
+    """
+    inner = getattr(bsp, "_batch_processor", None)  # the SDK's delegate since 1.40; private, so checked
+    if inner is None or not callable(getattr(inner, "shutdown", None)):
+        bsp.force_flush(int(seconds * 1000))
+        bsp.shutdown()
+        return
+    inner.shutdown(timeout_millis=seconds * 1000)
