@@ -37,6 +37,13 @@ class ListSink:
         self.closed += 1
 
 
+class BrokenRedactor(Redactor):
+    """Our own redaction failing: what the guards around it must survive."""
+
+    def redact(self, text):
+        raise RuntimeError("regex engine broke")
+
+
 def make(sinks, **kw):
     proc = LiveStepProcessor(sinks, **kw)
     exporter = InMemorySpanExporter()
@@ -288,10 +295,6 @@ def test_our_failure_in_event_end_or_redaction_hooks_never_reaches_the_program(m
 def test_a_failing_redaction_at_span_end_leaves_the_span_exportable(monkeypatch):
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
 
-    class BrokenRedactor(Redactor):
-        def redact(self, text):
-            raise RuntimeError("regex engine broke")
-
     tracer, _proc, exporter = make([ListSink()], redactor=BrokenRedactor())
     secret = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t"
     with tracer.start_as_current_span("n", attributes=step("node", "n")) as s:
@@ -306,10 +309,6 @@ def test_a_failing_redaction_at_span_end_leaves_the_span_exportable(monkeypatch)
 
 def test_a_failing_redaction_at_span_start_still_masks_the_record_events_and_span(monkeypatch):
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
-
-    class BrokenRedactor(Redactor):
-        def redact(self, text):
-            raise RuntimeError("regex engine broke")
 
     sink = ListSink()
     tracer, proc, exporter = make([sink], redactor=BrokenRedactor())
@@ -548,10 +547,6 @@ def test_a_long_error_description_is_cut_in_the_record_but_not_in_the_exported_s
 
 def test_a_failing_redaction_of_the_error_description_hides_it_and_the_program_goes_on(monkeypatch):
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
-
-    class BrokenRedactor(Redactor):
-        def redact(self, text):
-            raise RuntimeError("regex engine broke")
 
     sink = ListSink()
     tracer, proc, exporter = make([sink], redactor=BrokenRedactor())
