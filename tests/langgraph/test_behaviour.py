@@ -132,7 +132,7 @@ def test_a_failing_hook_of_ours_never_breaks_the_users_graph(
 
     monkeypatch.setattr(_attributes, "node_attributes", broken)  # the tracer's start of every node
     monkeypatch.setattr(_attributes, "destinations", broken)  # the BranchSpec._finish hook
-    monkeypatch.setattr(_hooks, "_parent_run_id", broken)  # every hook: context, routing, custom data
+    monkeypatch.setattr(_hooks, "_parent_run_id", broken)  # every hook: context, routing, custom data, runs
     with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
         out = writer_react_graph().invoke(QUESTION)
         streamed = list(writer_react_graph().stream(QUESTION, stream_mode="custom"))
@@ -153,8 +153,8 @@ run react
     · tools_condition"""
     assert traced.render() == f"{unnamed_react}\n{unnamed_react}"
     sites = sorted({m.split(" in ")[1].split(" ")[0] for m in caplog.messages if "internal error" in m})
-    assert sites == ["langgraph.attach_context", "langgraph.custom_event", "langgraph.route",
-                     "langgraph.routing", "langgraph.start_attributes"]
+    assert sites == ["langgraph.attach_context", "langgraph.custom_event", "langgraph.graph_hint",
+                     "langgraph.route", "langgraph.routing", "langgraph.start_attributes"]
 
 
 def test_hidden_inputs_and_outputs_are_not_captured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,12 +47,12 @@ def compared(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     names: list[str] = []
     real = _oi_end.update_span
 
-    def both(span: Any, run: Any) -> None:
+    def both(span: Any, run: Any, *, status: bool = True) -> None:
         config = span._self_config
         theirs, ours = _written(oi._update_span, run, config), _written(_oi_end.update_span, run, config)
         assert ours == theirs, run.name
         names.append(run.name)
-        real(span, run)
+        real(span, run, status=status)
 
     monkeypatch.setattr(lg_tracer, "update_span", both)
     try:

@@ -78,9 +78,10 @@ AGENT_ID = _attr("massgen.agent.id", "string", "start", ALL,
                  "The MassGen agent this framework step runs for (set by the MassGen tools).")
 INTERRUPTED = _attr("massgen.interrupted", "boolean", "end", ("run", "node"),
                     "True when the step paused on `interrupt()`; the status stays OK (waiting for input).")
-ABANDONED = _attr("massgen.abandoned", "boolean", "end", ("run", "planning", "action", "llm"),
-                  "True when the consumer stopped iterating a streamed run before this step finished; "
-                  "the status stays UNSET.")
+ABANDONED = _attr("massgen.abandoned", "boolean", "end", ("run", "node", "planning", "action", "llm", "tool"),
+                  "True when the consumer stopped iterating a streamed run before this step finished "
+                  "(LangGraph: also the nodes, subgraph runs, model and tool calls cancelled as the stream "
+                  "closed); the status stays UNSET.")
 ATTEMPT = _attr("massgen.attempt", "int", "start", ("node",),
                 "Attempt number of a node under a `RetryPolicy` (1 for the first try).")
 CODE = _attr("massgen.code", "string", "start or end", ("action",),

@@ -53,8 +53,11 @@ class LangGraphInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
 
     Choices:
 
-    * A graph run is one `invoke`/`stream`/`ainvoke`/`astream`/`astream_events` call; `batch`/`abatch`
-      run one graph run per input, each its own root span (and trace).
+    * A graph run is one `invoke`/`stream`/`ainvoke`/`astream`/`astream_events`/`astream_log` call;
+      `batch`/`abatch` run one graph run per input, each its own root span (and trace).
+    * A stream the consumer stops reading (GeneratorExit) is abandoned, not failed: status UNSET and
+      `massgen.abandoned`, also on the steps LangGraph cancels as it closes (their CancelledError counts
+      as a failure only if the step they ran in was not abandoned).
     * A subgraph is a nested run: kind `run` under the node (or task) that ran it, its nodes under it.
       Functional-API `@task` calls are nodes under their caller.
     * Routing functions get no span of their own: the decision is on the deciding node (the `__start__`

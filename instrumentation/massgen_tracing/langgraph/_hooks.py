@@ -134,16 +134,23 @@ class Hooks:
 
     def _graph_hint(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
-        # Every graph run is one Pregel.stream/astream call (invoke, ainvoke and astream_events use
-        # them); its first chain start in this context is the run's. The generator is returned as is.
+        # Every graph run is one Pregel.stream/astream call (invoke, ainvoke, astream_events and
+        # astream_log use them); its first chain start of that name is the run's: in this context, or
+        # under the run this call is made from. The generator is returned as is.
         if self._active:
             with internal("langgraph.graph_hint"):
                 # The config the run will resolve: name and recursion limit as Pregel computes them
                 # (the limit only when the user set one: LangGraph's default is no step budget).
                 config = ensure_config(instance.config, _arg(args, kwargs, 1, "config"))
-                GRAPH_HINT.set(GraphHint(name=str(config.get("run_name", instance.get_name())),
-                                         recursion_limit=a.explicit_recursion_limit(
-                                             config.get("recursion_limit"))))
+                hint = GraphHint(name=str(config.get("run_name", instance.get_name())),
+                                 recursion_limit=a.explicit_recursion_limit(config.get("recursion_limit")))
+                GRAPH_HINT.set(hint)
+                # The generator may be iterated in another context: LangGraph consumes a subgraph's
+                # stream in a task whose context was copied before this call whenever a stream handler
+                # is attached (`astream_events`, `astream_log`), so the hint set above is not seen there.
+                parent = _parent_run_id(config)
+                if parent is not None:
+                    self._tracer.expect_run(parent, hint)
         return wrapped(*args, **kwargs)
 
     def _routing(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],

@@ -61,13 +61,15 @@ def _flatten(key_values: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
 class _BulkSpan:
     """What `_update_span` writes to: forwards to an `OpenInferenceSpan`, setting attributes in one call."""
 
-    __slots__ = ("_span",)
+    __slots__ = ("_span", "_status")
 
-    def __init__(self, span: Any):
+    def __init__(self, span: Any, status: bool = True):
         self._span = span
+        self._status = status
 
     def set_status(self, *args: Any, **kwargs: Any) -> None:
-        self._span.set_status(*args, **kwargs)
+        if self._status:
+            self._span.set_status(*args, **kwargs)
 
     def set_attribute(self, key: str, value: Any) -> None:
         self._span.set_attribute(key, value)
@@ -98,9 +100,14 @@ def _rebuilt(function: Any) -> Callable[[Any, Any], None] | None:
 _FAST = _rebuilt(oi._update_span)
 
 
-def update_span(span: Any, run: Any) -> None:
-    """`openinference...langchain._tracer._update_span(span, run)`, same attributes, fewer steps."""
+def update_span(span: Any, run: Any, *, status: bool = True) -> None:
+    """`openinference...langchain._tracer._update_span(span, run)`, same attributes, fewer steps.
+
+    `status=False` leaves the status alone: OpenInference sets ERROR for any `run.error`, but a step the
+    consumer abandoned stays UNSET, and the SDK ignores a later attempt to set UNSET.
+    """
     if _FAST is None:  # an OpenInference whose `_update_span` we do not recognise: use it as it is
-        oi._update_span(span, run)
+        target: Any = span if status else _BulkSpan(span, status=False)  # a span to `_update_span`
+        oi._update_span(target, run)
     else:
-        _FAST(_BulkSpan(span), run)
+        _FAST(_BulkSpan(span, status), run)

@@ -4,13 +4,14 @@ when it starts and records what happens inside it (tokens, tool decisions, route
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import operator
 import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from langchain_core.outputs import LLMResult
@@ -24,6 +25,7 @@ from openinference.instrumentation import REDACTED_VALUE, TraceConfig, get_attri
 from openinference.instrumentation.langchain._tracer import (
     OpenInferenceTracer,
     _as_utc_nano,
+    _record_exception,
 )
 from openinference.semconv.trace import SpanAttributes
 from opentelemetry import context as context_api
@@ -128,7 +130,11 @@ def _span_starter(oi: Any) -> tuple[Any, Callable[..., Any] | None]:
 class GraphHint:
     """Set by the `Pregel.stream`/`astream` hook for the graph run's `on_chain_start`, read by it.
 
-    A holder (not a plain value) so marking it used is seen even from a copied context.
+    A holder (not a plain value) so marking it used is seen even from a copied context. The hook sets it
+    where `stream()`/`astream()` is called; the run starts where the generator is first iterated, which
+    LangGraph itself sometimes does in another context (a subgraph under `astream_events`/`astream_log`
+    is consumed in a task made from a context copied before the call), so the hook also hands it to the
+    tracer under the run it is called from (`LangGraphTracer.expect_run`).
     """
 
     name: str
@@ -165,6 +171,10 @@ class _Step:
     pending_interrupts: list[Any] | None = None  # run: values its nodes interrupted with
     interrupted: bool = False
     control_flow: bool = False  # ended by GraphInterrupt / ParentCommand: not a failure
+    abandoned: bool = False  # ended by GeneratorExit: the consumer stopped iterating the stream
+    cancelled: list[Any] | None = None  # ended by CancelledError: OpenInference's exception event, held back
+    parked: list[tuple[_Step, Span, Run]] | None = None  # cancelled children waiting for this step's end
+    ended: bool = False
 
     def nearest_step(self) -> _Step | None:
         s: _Step | None = self
@@ -182,6 +192,21 @@ def _after_the_node_body(tags: list[str] | None) -> bool:
     instrumentation started, whose branches hold LangGraph's `_route` from before the hook.
     """
     return any(tag.startswith("seq:step:") and tag != "seq:step:1" for tag in tags or ())
+
+
+class _HeldEvents:
+    """Takes what OpenInference's `_record_exception` writes, to add it to the span later (or not)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def record_exception(self, exception: BaseException, attributes: Any = None, **_: Any) -> None:
+        self.events.append((None, exception, attributes))
+
+    def add_event(self, name: str, attributes: Any = None, **_: Any) -> None:
+        self.events.append((name, None, attributes))
 
 
 class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
@@ -209,6 +234,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         self._hide_deltas = bool(self._config.hide_outputs or self._config.hide_output_text)
         self._steps: dict[UUID, _Step] = {}
         self._tool_inputs: dict[UUID, Any] = {}  # see `_create_tool_run`
+        self._expected: dict[UUID, list[GraphHint]] = {}  # see `expect_run`
         self._sum_lock = threading.Lock()
 
     @property
@@ -233,6 +259,25 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
     def step_of(self, run_id: UUID | None) -> _Step | None:
         step = self._steps.get(run_id) if run_id is not None else None
         return step.nearest_step() if step is not None else None
+
+    def expect_run(self, parent_run_id: UUID, hint: GraphHint) -> None:
+        """A graph run is about to start under this run, wherever its generator will be iterated.
+
+        Kept until a chain of that name starts under it, or until it ends (a stream never iterated).
+        """
+        if parent_run_id in self._steps:
+            hints = self._expected.setdefault(parent_run_id, [])
+            if hints:  # drop those a run consumed through the context (a node invoking subgraphs in a loop)
+                hints[:] = [h for h in hints if not h.used]
+            hints.append(hint)
+
+    def _expected_hint(self, run: Run) -> GraphHint | None:
+        hints = self._expected.get(run.parent_run_id) if run.parent_run_id is not None else None
+        for hint in hints or ():
+            if not hint.used and hint.name == run.name:
+                hints.remove(hint)  # type: ignore[union-attr]  # `hints` is the list iterated
+                return hint
+        return None
 
     # --- span start / end (replacing OpenInferenceTracer's) -----------------------------------------
 
@@ -321,8 +366,11 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         if run.run_type == "chain":
             hint = GRAPH_HINT.get()
             if hint is not None and not hint.used and hint.name == run.name:
-                hint.used = True
                 GRAPH_HINT.set(None)
+            elif self._expected:
+                hint = self._expected_hint(run)
+            if hint is not None and not hint.used and hint.name == run.name:
+                hint.used = True
                 attrs = a.run_attributes(run, md, hint.recursion_limit, self._config)
                 step.kind, step.resume, step.attempts = "run", a.resume_value(run.inputs), {}
                 return attrs
@@ -352,17 +400,51 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
             return
         span = self._spans_by_run.pop(run.id, None)
         step = self._steps.pop(run.id, None)
+        if self._expected:
+            self._expected.pop(run.id, None)  # graph runs it expected that never started
+        if step is not None:
+            step.ended = True
         if span is None:  # suppressed (a routing function) or never started
             return
+        if step is not None and step.cancelled is not None:
+            with internal("langgraph.park"):
+                # Cancelled: by the consumer abandoning the stream, or by a failure or a timeout. Only
+                # the step it runs in knows (it ends after its cancelled children): decide then.
+                holder = step.parent
+                while holder is not None and holder.span is None:  # routing functions have no span
+                    holder = holder.parent
+                if holder is not None and not holder.ended:
+                    holder.parked = (holder.parked or []) + [(step, span, run)]
+                    return
+        self._end_span(step, span, run, False)
+
+    def _end_span(self, step: _Step | None, span: Span, run: Run, abandoned: bool) -> None:
+        """End a step's span (and those of its cancelled children): abandoned, or as its run record says."""
+        if step is not None:
+            abandoned = abandoned or step.abandoned
+            if step.parked:
+                parked, step.parked = step.parked, None
+                for child in parked:  # cancelled by what ended this step: abandoned only if it was
+                    self._end_span(*child, abandoned)
+        end_time = _as_utc_nano(run.end_time) if run.end_time else None
         if span.is_recording():
+            if step is not None and step.cancelled and not abandoned:
+                with internal("langgraph.cancelled_event"):  # a cancellation that is a failure after all
+                    for name, exception, attributes in step.cancelled:
+                        if exception is not None:
+                            span.record_exception(exception, attributes, timestamp=end_time)
+                        else:
+                            span.add_event(name, attributes, timestamp=end_time)
             try:
-                update_span(span, run)  # OpenInference's end-time attributes (see `_oi_end`)
+                update_span(span, run, status=not abandoned)  # OpenInference's end-time attributes (see `_oi_end`)
             except Exception:  # as OpenInference does: attributes are best effort
                 logger.exception("Failed to update span with run data.")
             if step is not None and step.kind is not None:
                 with internal("langgraph.end_attributes"):
                     self._finish(step, span, run)
-        span.end(end_time=_as_utc_nano(run.end_time) if run.end_time else None)
+                    if abandoned:
+                        span.set_attribute(c.ABANDONED, True)
+        span.end(end_time=end_time)
 
     def _finish(self, step: _Step, span: Span, run: Run) -> None:
         kind = step.kind
@@ -494,6 +576,8 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 self._control_flow(run_id, error)
             # Skip OpenInference's `exception` event: an interrupt or a Command is not a failure.
             return BaseTracer.on_chain_error(self, error, *args, run_id=run_id, **kwargs)
+        if self._stopped(run_id, error):
+            return BaseTracer.on_chain_error(self, error, *args, run_id=run_id, **kwargs)
         with internal("langgraph.node_failure"):
             step = self._steps.get(run_id)
             if step is not None and step.kind == "node" and step.run is not None and step.ns is not None:
@@ -507,7 +591,46 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
             with internal("langgraph.control_flow"):
                 self._control_flow(run_id, error)
             return BaseTracer.on_tool_error(self, error, *args, run_id=run_id, **kwargs)
+        if self._stopped(run_id, error):
+            return BaseTracer.on_tool_error(self, error, *args, run_id=run_id, **kwargs)
         return super().on_tool_error(error, *args, run_id=run_id, **kwargs)
+
+    def on_llm_error(self, error: BaseException, *args: Any, run_id: UUID, **kwargs: Any) -> Run:
+        if self._stopped(run_id, error):  # a streamed model call the consumer stopped reading
+            return BaseTracer.on_llm_error(self, error, *args, run_id=run_id, **kwargs)
+        return super().on_llm_error(error, *args, run_id=run_id, **kwargs)
+
+    def on_retriever_error(self, error: BaseException, *args: Any, run_id: UUID, **kwargs: Any) -> Run:
+        if self._stopped(run_id, error):
+            return BaseTracer.on_retriever_error(self, error, *args, run_id=run_id, **kwargs)
+        return super().on_retriever_error(error, *args, run_id=run_id, **kwargs)
+
+    def _stopped(self, run_id: UUID, error: BaseException) -> bool:
+        """True for an end that is not (or not yet) a failure; then OpenInference's `exception` event is
+        skipped (the caller uses BaseTracer's callback) and `_end_trace` decides how the span ends.
+
+        GeneratorExit: the consumer stopped iterating a stream (`break`, `close()`, `aclose()`, garbage
+        collection): the step is abandoned. CancelledError: LangGraph cancels the running nodes of an
+        async run the consumer abandoned, before the run itself sees GeneratorExit; a task cancelled
+        for any other reason fails. The event is kept, and written if the step fails after all.
+        """
+        if not isinstance(error, (GeneratorExit, asyncio.CancelledError)):
+            return False
+        stopped = False
+        with internal("langgraph.stopped"):
+            step = self._steps.get(run_id)
+            span = self._spans_by_run.get(run_id)
+            if isinstance(error, GeneratorExit):
+                if step is not None:
+                    step.abandoned = True
+                stopped = True
+            elif step is not None and span is not None:
+                held = _HeldEvents()
+                # OpenInference's event, with the traceback of now; it only adds events to its span.
+                _record_exception(cast(Span, held), error)
+                step.cancelled = held.events
+                stopped = True
+        return stopped
 
     def _control_flow(self, run_id: UUID, error: BaseException) -> None:
         step = self._steps.get(run_id)
