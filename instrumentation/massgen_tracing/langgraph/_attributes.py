@@ -4,6 +4,7 @@ Pure functions (no spans, no state): cheap at span start, reusing OpenInference'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -112,6 +113,19 @@ def _message_text(message: Any) -> str | None:
     return None
 
 
+def _plain_state(state: Any) -> Any:
+    """A pydantic or dataclass state as the dict of its fields (JSON-ready), so that its task reads
+    `{"count": 0}` like the span's input, not `count=0`; anything else, or a failure, as it was."""
+    try:
+        if hasattr(state, "model_dump") and not isinstance(state, type):
+            return state.model_dump(mode="json")
+        if dataclasses.is_dataclass(state) and not isinstance(state, type):
+            return dataclasses.asdict(state)
+    except Exception:  # noqa: BLE001  # a state that will not convert: fall back to its JSON as before
+        return state
+    return state
+
+
 def task_text(inputs: Any) -> str | None:
     """The task of a graph run, as a person would read it: the last input message when the state carries
     `messages`, else the input itself (JSON). None for `Command` / `None` inputs (a resume, not a task)."""
@@ -121,6 +135,7 @@ def task_text(inputs: Any) -> str | None:
         return None
     if isinstance(inputs, str):
         return inputs
+    inputs = _plain_state(inputs)
     if isinstance(inputs, Mapping):
         messages = inputs.get("messages")
         if isinstance(messages, Sequence) and not isinstance(messages, str) and messages:
