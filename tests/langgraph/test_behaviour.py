@@ -200,3 +200,45 @@ def test_scripted_model_replies_in_order_and_reports_usage() -> None:
     assert [m.content for m in streamed] == ["a b", " c", ""]
     assert streamed[-1].usage_metadata == {"input_tokens": 1, "output_tokens": 3, "total_tokens": 4}
     assert len(model.calls) == 3
+
+
+def test_a_pydantic_or_dataclass_state_reads_as_its_fields_in_the_runs_task(traced: Traced) -> None:
+    import dataclasses
+
+    from pydantic import BaseModel
+
+    class Counter(BaseModel):
+        count: int
+        note: str = "start"
+
+    @dataclasses.dataclass
+    class Box:
+        count: int
+
+    for schema, state in ((Counter, Counter(count=0)), (Box, Box(count=0))):
+        builder = StateGraph(schema)
+        builder.add_node("bump", lambda s: {"count": s.count + 1})
+        builder.add_edge(START, "bump")
+        builder.compile(name=f"bump_{schema.__name__}").invoke(state)
+
+    tasks = [traced.start(s)[c.RUN_INPUT] for s in traced.steps("run")]
+    assert tasks == ['{"count": 0, "note": "start"}', '{"count": 0}']
+
+
+def test_tracing_a_prompt_model_parser_chain_adds_no_langchain_deprecation_warning(traced: Traced) -> None:
+    import warnings
+
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    chain = ChatPromptTemplate.from_messages([("user", "tell me about {topic}")]) | ScriptedChatModel(
+        replies=["Owls are birds."]) | StrOutputParser()
+    builder = StateGraph(MessagesState)
+    builder.add_node("write", lambda s: {"messages": [("ai", chain.invoke({"topic": "owls"}))]})
+    builder.add_edge(START, "write")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        builder.compile(name="writer").invoke({"messages": [("user", "owls?")]})
+    # Untraced, this graph warns about nothing; traced it must not either (the accessor `message.text`
+    # is callable, and OpenInference's masking used to call it: the deprecated `.text()` form).
+    assert [str(w.message) for w in caught] == []

@@ -84,6 +84,10 @@ class _BulkSpan:
         mask = config.mask
         masked = {}
         for key, value in attributes.items():
+            if type(value) is not str and isinstance(value, str):
+                # langchain-core's `message.text` is a callable str subclass, and `mask` calls callables:
+                # the deprecated `.text()` form, whose warning then names this file. Same text, no call.
+                value = str.__str__(value)
             if key in _IMPORTANT:  # bookkept by the wrapper (re-applied at end), as its set_attribute does
                 span.set_attribute(key, value)
             elif (kept := mask(key, value)) is not None:
