@@ -210,6 +210,9 @@ def test_command_goto_is_a_route_on_the_node_that_returned_it(traced: Traced) ->
     assert [(e.name, e.attributes) for e in traced.events(triage_span)] == [
         (c.EVENT_ROUTE, {c.ROUTE_TARGETS: ("urgent",)})]
     assert triage_span.status.status_code == StatusCode.OK
+    # Decided as the node returned: the event is inside the node's span, not after its end.
+    (route,) = triage_span.events
+    assert triage_span.start_time <= route.timestamp <= triage_span.end_time
 
 
 def test_conditional_route_with_a_path_map_records_the_node_names(traced: Traced) -> None:

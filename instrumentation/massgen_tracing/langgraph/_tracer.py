@@ -469,8 +469,8 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         elif kind == "node":
             out = (run.outputs or {}).get("output") if isinstance(run.outputs, Mapping) else None
             targets = a.command_targets(out)
-            if targets:
-                self.add_route(step, targets)
+            if targets:  # decided as the node returned: stamped with its end, not with this later moment
+                self.add_route(step, targets, at_ns=_as_utc_nano(run.end_time) if run.end_time else None)
         elif kind == "run":
             if step.input_tokens or step.output_tokens:
                 span.set_attributes({c.GEN_AI_INPUT_TOKENS: step.input_tokens,
@@ -486,12 +486,12 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
 
     # --- what happens inside a step -----------------------------------------------------------------
 
-    def add_route(self, step: _Step, targets: list[str]) -> None:
+    def add_route(self, step: _Step, targets: list[str], at_ns: int | None = None) -> None:
         """A conditional edge or a `Command(goto=...)` of this step chose where the graph goes next."""
         if step.span is None:
             return
         step.routes = (step.routes or []) + targets
-        step.span.add_event(c.EVENT_ROUTE, {c.ROUTE_TARGETS: targets})
+        step.span.add_event(c.EVENT_ROUTE, {c.ROUTE_TARGETS: targets}, timestamp=at_ns)
         step.span.set_attribute(c.ROUTE, step.routes)
 
     def add_custom(self, run_id: UUID | None, data: Any) -> None:
