@@ -62,7 +62,10 @@ def test_the_prefilter_never_lets_a_secret_through_that_the_full_scan_would_mask
     fast, full = Redactor(), Redactor()
     full._fast = False  # the per-shape literal tests and regexes only
     words = ["the", "weather", "Paris", '{"run_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}', "langgraph_step",
-             "Asia", "skeleton", "hf", "eye", "J", "-", "_", "token", "Key", "passed", "secretary", "bear"]
+             "Asia", "skeleton", "hf", "eye", "J", "-", "_", "token", "Key", "passed", "secretary", "bear",
+             # fragments of the prefilter's scans, alone and split: "sk" + "-" must still be found joined
+             "task", "sk", "gh", "github", "pat", "xox", "xai", "AKI", "AIz", "ey", "api", "key", "auth", "access",
+             "Bearer", "PRIVATE", "KEY", "input_tokens", "total_tokens"]
     secrets = [s for s, _ in SECRETS] + ["Bearer abcdefghijklmnop", "BEARER abcdefghijklmnop"]
     for name in ("api_key", "API-KEY", "ApiKey", "secret_key", "Client_Secret", "access_token", "Access-Token",
                  "ACCESSTOKEN", "auth_token", "Auth-Token", "authtoken", "password", "PASSWD"):

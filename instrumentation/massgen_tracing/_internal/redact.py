@@ -63,19 +63,31 @@ _LOWER_LITERALS = {"bearer_token": ("bearer ",)}
 # Stems `_ASSIGN` needs (`token`/`key` alone would send most prose through the regex).
 _ASSIGN_WORDS = ("api_key", "api-key", "apikey", "secret", "access_token", "access-token", "accesstoken",
                  "auth_token", "auth-token", "authtoken", "passw")
-# All of the above as two regex scans, one over the text and one over its lower-cased copy, that
-# find where any default shape *could* match. Every branch starts with one fixed character, rare in
-# ordinary text where possible (`J` of `eyJ`, `-` of `sk-`), and looks behind for the rest, so sre
-# can skip along by that character set: ~2x faster than testing the ~30 fragments one by one.
-_PREFILTER = re.compile(
-    r"-(?:(?<=sk-)|(?<=xai-)|(?<=xox[abprs]-))"
-    r"|_(?:(?<=hf_)|(?<=gsk_)|(?<=gh[pousr]_)|(?<=github_pat_))"
-    r"|A(?:Iza|KIA|SIA)|PRIVATE KEY|J(?<=eyJ)"
-)
-_PREFILTER_LOWER = re.compile(
-    r"k(?:(?<=api_k)|(?<=api-k)|(?<=apik))ey|k(?:(?<=access_tok)|(?<=access-tok)|(?<=accesstok)"
-    r"|(?<=auth_tok)|(?<=auth-tok)|(?<=authtok))en|w(?<=passw)|c(?<=sec)ret|bearer "
-)
+# Whether any default shape *could* match, from scans sre and str.find do fast: a literal, or a
+# pattern that starts with one, runs at ~1.5 ns/char, where one regex of branches that each start with
+# a different character runs at ~9 ns/char (the previous two such prefilters: ~20 ns/char together, a
+# fifth of an instant-model ReAct run's tracing cost). Rare letters gate the scans behind them.
+_SK = re.compile(r"sk[-_]")  # sk- (OpenAI, Anthropic), gsk_ (Groq)
+_GH = re.compile(r"gh[pousr]_")
+_AWS_GOOGLE = re.compile(r"A(?:Iza|KIA|SIA)")
+_X = re.compile(r"x(?:ai-|ox)")
+_API_KEY = re.compile(r"api[_-]?key")
+_TOKEN = re.compile(r"token(?:(?<=access_token)|(?<=access-token)|(?<=accesstoken)"
+                    r"|(?<=auth_token)|(?<=auth-token)|(?<=authtoken))")
+
+
+def _may_hold_secret(text: str) -> bool:
+    """False only when no default shape can match `text` (every shape needs one of these fragments)."""
+    if _SK.search(text) or "hf_" in text or _GH.search(text) or "github_pat_" in text or "PRIVATE KEY" in text:
+        return True
+    if ("A" in text and _AWS_GOOGLE.search(text)) or ("x" in text and _X.search(text)):
+        return True
+    if "J" in text and "eyJ" in text:
+        return True
+    low = text.lower()  # the assignment words and `Bearer` in any case
+    return bool("secret" in low or "passw" in low or "bearer " in low or _API_KEY.search(low)
+                or _TOKEN.search(low))
+
 
 def _mask_assignments(text: str, low: str) -> str:
     if len(low) != len(text):  # a few Unicode letters change length when lower-cased
@@ -131,7 +143,7 @@ class Redactor:
         return hit or text  # the caller's own object when nothing is masked, as without the cache
 
     def _scan(self, text: str) -> str:
-        if self._fast and _PREFILTER.search(text) is None and _PREFILTER_LOWER.search(text.lower()) is None:
+        if self._fast and not _may_hold_secret(text):
             return text  # no fragment any default shape needs: nothing to mask
         low: str | None = None
         for name, lits, lower, pat in self._shapes:
