@@ -355,7 +355,7 @@ def test_records_name_the_nearest_enclosing_step_across_spans_that_are_not_steps
         assert by[(t, "chat")].parent_span_id == hexid(plain)
         assert by[(t, "chat")].parent_step_id == hexid(node)
     assert by[("start", "agent")].parent_step_id is None and by[("end", "agent")].parent_step_id is None
-    assert proc._enclosing == {} and proc._parent_step == {}  # nothing kept once the spans ended
+    assert proc._enclosing == {} and proc._open_steps == {}  # nothing kept once the spans ended
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists only on POSIX")

@@ -26,10 +26,6 @@ from massgen_tracing._internal.sinks import Sink
 
 logger = logging.getLogger("massgen_tracing")
 _STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}
-# A step span's masked start attributes, kept on the span from `on_start` to `_on_ending`: an
-# attribute still holding the very same string at the end is not scanned a second time.
-_MEMO_ATTR = "_massgen_tracing_masked"
-_MEMO_MIN = 64  # shorter strings cost less to rescan than to remember
 # While records keep coming, a sink thread looks for new ones this often instead of being woken for
 # each: bounds added latency to 2 ms (target: p99 <= 5 ms) and wake-ups to 500/s per busy sink.
 _POLL_S = 0.002
@@ -282,10 +278,11 @@ class LiveStepProcessor(SpanProcessor):
         self._shut = False
         self._start_hooks: list[Callable[[Span, Context | None], None]] = []
         # Open spans inside a step -> that step's span id (a step maps to itself), and open steps
-        # -> their parent step's hex id. Entries go at span end; plain dict operations, atomic
-        # under the GIL, so spans on any thread can start and end without a lock.
+        # -> their start record (its hex ids and parent step serve the end record too). Entries go at
+        # span end; plain dict operations, atomic under the GIL, so spans on any thread can start and
+        # end without a lock.
         self._enclosing: dict[int, int] = {}
-        self._parent_step: dict[int, str] = {}
+        self._open_steps: dict[int, StepRecord] = {}
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=weak_hook(self._reset_lock, "processor.after_fork"))
         for sink in sinks:
@@ -328,12 +325,11 @@ class LiveStepProcessor(SpanProcessor):
                          "pending": w.pending()} for w in self._workers}
 
     # --- record building --------------------------------------------------------------------------
-    def _clean(self, attrs: Any, redact: bool = True,
-               memo: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
+    def _clean(self, attrs: Any, redact: bool = True) -> dict[str, Any]:
         """Copy for a record: masked (unless already masked upstream of us) and length-limited.
 
-        With `memo`, each value that redaction changed or had to scan is remembered as
-        key -> (original, masked), so the span's end can reuse the result for the same object.
+        The span's end masks the same strings again for exporters: the redactor's content cache
+        answers those without a second scan.
         """
         out = dict(attrs) if attrs else {}
         red = self._redactor if redact else None
@@ -341,18 +337,15 @@ class LiveStepProcessor(SpanProcessor):
         changed: list[tuple[str, Any]] = []
         for k, v in out.items():
             if type(v) is str:
-                if red is not None and len(v) >= _MIN_LEN:
-                    masked = red.redact(v)
-                    if memo is not None and len(v) >= _MEMO_MIN:
-                        memo[k] = (v, masked)
-                    v = masked
-                    if len(v) <= limit:
-                        changed.append((k, v))
-                        continue
-                if len(v) > limit:
-                    changed.append((k, v[:limit] + f"…[{len(v) - limit} more chars]"))
+                nv = red.redact(v) if red is not None and len(v) >= _MIN_LEN else v
+                if len(nv) > limit:
+                    nv = nv[:limit] + f"…[{len(nv) - limit} more chars]"
+                if nv is not v:
+                    changed.append((k, nv))
             elif red is not None and isinstance(v, (tuple, list)) and v and isinstance(v[0], str):
-                changed.append((k, red.value(v)))
+                nv = red.value(v)
+                if nv is not v:
+                    changed.append((k, nv))
         for k, v in changed:
             out[k] = v
         return out
@@ -390,16 +383,13 @@ class LiveStepProcessor(SpanProcessor):
                 return
             self._enclosing[ctx.span_id] = ctx.span_id
             parent_step = _hex_span(enclosing) if enclosing is not None else None
-            if parent_step is not None:
-                self._parent_step[ctx.span_id] = parent_step
-            memo: dict[str, tuple[Any, Any]] | None = {} if self._redactor is not None else None
             try:
-                cleaned = self._clean(attrs, memo=memo)
+                cleaned = self._clean(attrs)
             except Exception as exc:  # never raise into the host, never leak either; events still get hooked
                 if strict():
                     raise
                 report_internal_error("processor.redact", exc)
-                cleaned, memo = _mask_all(attrs), None
+                cleaned = _mask_all(attrs)
             rec = StepRecord(
                 type="start",
                 time_ns=span.start_time or time.time_ns(),
@@ -410,8 +400,7 @@ class LiveStepProcessor(SpanProcessor):
                 attributes=cleaned,
                 parent_step_id=parent_step,
             )
-            if memo:  # the start attributes, masked once: `_on_ending` reuses what did not change
-                setattr(span, _MEMO_ATTR, memo)  # an attribute of our own on the instance
+            self._open_steps[ctx.span_id] = rec
             self._hook_events(span, rec)
             self._emit(rec)
 
@@ -472,10 +461,7 @@ class LiveStepProcessor(SpanProcessor):
         if store is None:
             return
         try:
-            memo: dict[str, tuple[Any, Any]] | None = getattr(span, _MEMO_ATTR, None)
-            if memo:
-                delattr(span, _MEMO_ATTR)
-            red.mapping(store, memo)
+            red.mapping(store)
         except Exception as exc:  # never raise into the host, never leak either
             if strict():
                 raise
@@ -507,12 +493,18 @@ class LiveStepProcessor(SpanProcessor):
             if ctx is None:
                 return
             self._enclosing.pop(ctx.span_id, None)
-            parent_step = self._parent_step.pop(ctx.span_id, None)
+            start = self._open_steps.pop(ctx.span_id, None)
             attrs = _attrs_of(span)
             if not self._workers or attrs is None or c.STEP_KIND not in attrs:
                 return
-            span_id = _hex_span(ctx.span_id)
-            parent = span.parent
+            if start is not None:  # the ids formatted once, at start
+                trace_id, span_id, parent_span_id = start.trace_id, start.span_id, start.parent_span_id
+                parent_step = start.parent_step_id
+            else:  # a step that started before any sink was added
+                parent = span.parent
+                trace_id, span_id = format(ctx.trace_id, "032x"), _hex_span(ctx.span_id)
+                parent_span_id = _hex_span(parent.span_id) if parent is not None else None
+                parent_step = None
             dropped = 0
             if self._dropped_by_span:
                 with self._lock:
@@ -521,9 +513,9 @@ class LiveStepProcessor(SpanProcessor):
             rec = StepRecord(
                 type="end",
                 time_ns=span.end_time or time.time_ns(),
-                trace_id=format(ctx.trace_id, "032x"),
+                trace_id=trace_id,
                 span_id=span_id,
-                parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
+                parent_span_id=parent_span_id,
                 span_name=span.name,
                 attributes=self._clean(attrs, redact=False),  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
