@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -245,3 +246,34 @@ def test_a_bad_value_of_the_switch_itself_prints_one_line_and_the_program_runs_u
     assert out.stdout == "2 + 3 = 5\n['massgen_tracing._internal', 'massgen_tracing._internal.bootstrap']\n"
     assert out.stderr == ("massgen-tracing: MASSGEN_TRACING='bogus' is not valid: expected one of 1, true, yes, on "
                           "(on) or 0, false, no, off (off); using off.\n")
+
+
+@pytest.mark.parametrize("how", ["configure", "langgraph instrumentor", "smolagents instrumentor"])
+def test_the_variable_with_tracing_also_switched_on_in_code_gives_no_error(tmp_path, how):
+    # The activation hook fires while our own instrumentor imports the framework; it must not run a
+    # second, nested instrumentation on half-imported modules (it printed a traceback, or raised).
+    switch_on = {
+        "configure": "import massgen_tracing\nmassgen_tracing.configure(console='plain')",
+        "langgraph instrumentor": "from massgen_tracing.langgraph import LangGraphInstrumentor\n"
+                                  "LangGraphInstrumentor().instrument()",
+        "smolagents instrumentor": "from massgen_tracing.smolagents import SmolagentsInstrumentor\n"
+                                   "SmolagentsInstrumentor().instrument()\nimport smolagents",
+    }[how]
+    app = switch_on + "\n" + textwrap.dedent("""
+    from typing import TypedDict
+    from langgraph.graph import START, StateGraph
+    class S(TypedDict):
+        x: int
+    g = StateGraph(S)
+    g.add_node("inc", lambda s: {"x": s["x"] + 1})
+    g.add_edge(START, "inc")
+    print(g.compile(name="t").invoke({"x": 1}))
+    """)
+    out = run_app(tmp_path, app, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain",
+                                  "OTEL_TRACES_EXPORTER": "none"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "{'x': 2}\n"
+    # every line of stderr is ours and a step's, once: no internal error, no second instrumentation
+    lines = [re.sub(r"\d+ms", "Nms", line.split(" ", 1)[1]) for line in out.stderr.splitlines()]
+    assert lines == ['▶ langgraph run t "{"x": 1}"', "  ▶ node inc #1", "  ✓ node inc #1 Nms",
+                     "✓ langgraph run t Nms 1 step"], out.stderr

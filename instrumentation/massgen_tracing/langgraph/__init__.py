@@ -79,6 +79,18 @@ class LangGraphInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        # With MASSGEN_TRACING=1, importing langgraph below fires the activation hook, which instruments
+        # through this same (singleton) instrumentor: mark it instrumented first, so that nested call
+        # is skipped instead of running on half-imported modules (an explicit `instrument()`,
+        # `configure()` or `opentelemetry-instrument` with the variable also set).
+        self._is_instrumented_by_opentelemetry = True
+        try:
+            self._instrument_now(**kwargs)
+        except BaseException:
+            self._is_instrumented_by_opentelemetry = False
+            raise
+
+    def _instrument_now(self, **kwargs: Any) -> None:
         from openinference.instrumentation import TraceConfig
         from openinference.instrumentation.langchain import LangChainInstrumentor
 

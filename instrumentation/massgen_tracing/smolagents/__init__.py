@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 
 from massgen_tracing import __version__
+from massgen_tracing._internal.guard import internal
 
 __all__ = ["SmolagentsInstrumentor"]
 
@@ -72,6 +73,18 @@ class SmolagentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIns
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        # With MASSGEN_TRACING=1, importing smolagents below fires the activation hook, which instruments
+        # through this same (singleton) instrumentor: mark it instrumented first, so that nested call
+        # is skipped instead of running on half-imported modules (an explicit `instrument()`,
+        # `configure()` or `opentelemetry-instrument` with the variable also set).
+        self._is_instrumented_by_opentelemetry = True
+        try:
+            self._instrument_now(**kwargs)
+        except BaseException:
+            self._is_instrumented_by_opentelemetry = False
+            raise
+
+    def _instrument_now(self, **kwargs: Any) -> None:
         from openinference.instrumentation import TraceConfig
         from openinference.instrumentation.smolagents import SmolagentsInstrumentor as OpenInference
         from smolagents.agents import MultiStepAgent
@@ -84,10 +97,11 @@ class SmolagentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIns
         from smolagents import local_python_executor
 
         upstream = OpenInference()
-        if upstream.is_instrumented_by_opentelemetry:
+        if upstream.is_instrumented_by_opentelemetry and getattr(self, "_blocked_upstream", None) is not upstream:
             logger.info("massgen-tracing: uninstrumenting OpenInference's smolagents instrumentor, "
                         "which massgen_tracing.smolagents replaces (same attributes, one span per step)")
-            upstream.uninstrument()
+            with internal("smolagents.uninstrument_openinference"):
+                upstream.uninstrument()
         # `opentelemetry-instrument` also loads OpenInference's entry point, maybe after ours: mark the
         # (singleton) upstream instrumentor as active so that later instrument() is a no-op, not a
         # second span per step. Undone in _uninstrument.
