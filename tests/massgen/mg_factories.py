@@ -7,6 +7,18 @@ from typing import Any
 from langgraph.graph import START, MessagesState, StateGraph
 
 
+def make_graph_leaking_a_key() -> Any:
+    """A graph whose only node raises with an API key in the message."""
+
+    def login(state: MessagesState) -> dict[str, Any]:
+        raise PermissionError("denied for sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t")
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("login", login)
+    graph.add_edge(START, "login")
+    return graph.compile(name="leaky_graph")
+
+
 def make_failing_graph() -> Any:
     """A graph whose only node raises."""
 

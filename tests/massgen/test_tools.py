@@ -267,6 +267,14 @@ def test_a_failing_graph_ends_with_a_failed_step_line_and_an_error_result(model:
     assert call.result == "Error: LangGraph make_failing_graph failed: ValueError: no notes today"
 
 
+def test_an_error_result_quoting_a_key_is_masked_like_the_step_lines(model: Any, spans: Any) -> None:
+    call = asyncio.run(drive(langgraph_tool, task="anything", factory="mg_factories:make_graph_leaking_a_key",
+                             agent_id="agent_a"))
+    assert call.result == ("Error: LangGraph make_graph_leaking_a_key failed: "
+                           "PermissionError: denied for [REDACTED:openai_key]")
+    assert "sk-proj-" not in " ".join(call.texts)
+
+
 def test_a_factory_that_cannot_be_found_is_the_tool_result_not_a_crash(model: Any, spans: Any) -> None:
     call = asyncio.run(drive(smolagents_tool, task="anything", factory="no_such_module:make", agent_id="agent_a"))
     assert call.texts == []

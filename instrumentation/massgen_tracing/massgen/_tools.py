@@ -166,10 +166,23 @@ async def _results(stream: AsyncGenerator[Line | Outcome, None], what: str) -> A
             yield _result(item, what)
 
 
+def _masked(text: str) -> str:
+    """`text` through the pipeline's redaction: an error quoting a key would reach MassGen's display and
+    the model unmasked, though the same error is masked in the step lines, the record and the spans."""
+    from massgen_tracing._internal import setup
+
+    with internal("massgen.mask_error"):
+        state = setup.current()
+        red = getattr(state.processor, "_redactor", None) if state is not None else None
+        if red is not None:
+            return str(red.redact(text))
+    return text
+
+
 def _result(item: Line | Outcome, what: str) -> Any:
     if isinstance(item, Outcome):
         if item.error is not None:
-            err = f"{type(item.error).__name__}: {item.error}"
+            err = _masked(f"{type(item.error).__name__}: {item.error}")
             return ExecutionResult(output_blocks=[TextContent(data=f"Error: {what} failed: {err}")])
         return ExecutionResult(output_blocks=[TextContent(data=item.answer or "")])
     # is_log: shown live, kept out of the conversation the model sees.
