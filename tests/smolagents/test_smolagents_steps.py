@@ -197,6 +197,37 @@ def test_failed_tool_call_is_an_error_step_and_the_next_step_recovers(traced: Tr
     assert [e for e, _ in traced.events(step1)] == [c.EVENT_TOOL_DECISION, "exception"]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_final_answer_rejected_by_a_check_is_a_failed_step_not_an_abandoned_one(traced: Traced,
+                                                                               stream: bool) -> None:
+    seen: list[str] = []
+
+    def second_try_only(answer: str, memory: object, agent: object = None) -> bool:
+        seen.append(answer)
+        return len(seen) > 1
+
+    model = ScriptedModel([final_answer("first try"), final_answer("second try")])
+    agent = ToolCallingAgent(tools=[], model=model, name="checked", verbosity_level=-1,
+                             final_answer_checks=[second_try_only])
+    if stream:
+        *_, last = agent.run("x", stream=True)
+        assert last.output == "second try"
+    else:
+        assert agent.run("x") == "second try"
+
+    assert traced.tree() == "\n".join([
+        "invoke_agent checked [run] OK",
+        "  Step 1 [action] ERROR",
+        "    chat scripted [llm] OK",
+        "    final_answer [final_answer] OK",
+        "  Step 2 [action] OK",
+        "    chat scripted [llm] OK",
+        "    final_answer [final_answer] OK",
+    ])
+    assert c.ABANDONED not in traced.span("Step 1").attributes
+    assert "rejected final answer" in traced.span("Step 1").status.description
+
+
 def test_code_agent_managing_a_tool_agent_shows_the_failed_code_step_and_the_nested_run(traced: Traced) -> None:
     helper = ToolCallingAgent(
         tools=[lookup], name="weather_agent", description="Knows the weather.", verbosity_level=-1,

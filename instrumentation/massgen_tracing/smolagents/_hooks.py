@@ -28,7 +28,7 @@ NO_RESULT: Any = object()
 class RunState:
     """Per run: the budget its steps report against and the tokens of its own model calls."""
 
-    __slots__ = ("agent", "input_tokens", "max_steps", "max_steps_error", "output_tokens", "span")
+    __slots__ = ("agent", "closing", "input_tokens", "max_steps", "max_steps_error", "output_tokens", "span")
 
     def __init__(self, agent: Any, span: Span, max_steps: int) -> None:
         self.agent = agent
@@ -37,6 +37,7 @@ class RunState:
         self.input_tokens = 0
         self.output_tokens = 0
         self.max_steps_error: BaseException | None = None
+        self.closing = False  # the run's consumer stopped iterating it (break, close, garbage)
 
 
 class Active:
@@ -107,6 +108,16 @@ class Hooks:
     def _abandon(self, active: Active) -> None:
         # The consumer stopped iterating: not an error, so the status stays UNSET.
         span = active.span
+        if active.kind in ("action", "planning") and active.run is not None and not active.run.closing:
+            # Not the program's doing: smolagents itself stopped reading this step, which it does only
+            # when its run loop raised on the step's output (a final answer that failed
+            # `final_answer_checks`); it records that error on its memory step and runs on.
+            with internal("smolagents.stopped_attributes"):
+                span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
+            span.set_status(Status(StatusCode.ERROR, "stopped by smolagents before it finished (its run loop "
+                                                     "raised on this step's output, e.g. a rejected final answer)"))
+            span.end()
+            return
         with internal("smolagents.abandon_attributes"):
             span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
         span.set_attribute(c.ABANDONED, True)
@@ -152,6 +163,8 @@ class Hooks:
                 except BaseException as exc:  # noqa: BLE001  # forwarded into the wrapped generator
                     thrown = exc
         except GeneratorExit:
+            if active.kind == "run" and active.run is not None:
+                active.run.closing = True  # the steps closed below were abandoned by the program
             # Close the wrapped generator first so the steps inside end before this one.
             try:
                 if inner is not None and (close := getattr(inner, "close", None)) is not None:
