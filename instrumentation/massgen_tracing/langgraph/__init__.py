@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]  # untyped package
+from massgen_tracing._internal.instrumentor import Instrumentor
 
 __all__ = ["LangGraphInstrumentor"]
 
@@ -35,7 +35,7 @@ def _tracer_class(cls: type) -> Iterator[None]:
         oi_tracer.OpenInferenceTracer = original  # type: ignore[misc]  # a class, assigned back
 
 
-class LangGraphInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
+class LangGraphInstrumentor(Instrumentor):
     """Instrument LangGraph (and the LangChain runnables it runs) under the massgen step convention.
 
     `instrument(tracer_provider=None, config=None, separate_trace_from_runtime_context=False)`:
@@ -77,18 +77,6 @@ class LangGraphInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInst
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        # With MASSGEN_TRACING=1, importing langgraph below fires the activation hook, which instruments
-        # through this same (singleton) instrumentor: mark it instrumented first, so that nested call
-        # is skipped instead of running on half-imported modules (an explicit `instrument()`,
-        # `configure()` or `opentelemetry-instrument` with the variable also set).
-        self._is_instrumented_by_opentelemetry = True
-        try:
-            self._instrument_now(**kwargs)
-        except BaseException:
-            self._is_instrumented_by_opentelemetry = False
-            raise
 
     def _instrument_now(self, **kwargs: Any) -> None:
         from openinference.instrumentation import TraceConfig

@@ -11,12 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from opentelemetry import trace as trace_api
-from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]  # untyped package
-    BaseInstrumentor,
-)
 
 from massgen_tracing import __version__
 from massgen_tracing._internal.guard import internal
+from massgen_tracing._internal.instrumentor import Instrumentor
 
 __all__ = ["SmolagentsInstrumentor"]
 
@@ -49,7 +47,7 @@ def _context_executor(base: type[ThreadPoolExecutor]) -> type[ThreadPoolExecutor
     return ContextThreadPoolExecutor
 
 
-class SmolagentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
+class SmolagentsInstrumentor(Instrumentor):
     """Instrument smolagents: `SmolagentsInstrumentor().instrument(tracer_provider=provider)`.
 
     It replaces OpenInference's smolagents instrumentor rather than stacking on it (one span per
@@ -71,18 +69,6 @@ class SmolagentsInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseIns
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        # With MASSGEN_TRACING=1, importing smolagents below fires the activation hook, which instruments
-        # through this same (singleton) instrumentor: mark it instrumented first, so that nested call
-        # is skipped instead of running on half-imported modules (an explicit `instrument()`,
-        # `configure()` or `opentelemetry-instrument` with the variable also set).
-        self._is_instrumented_by_opentelemetry = True
-        try:
-            self._instrument_now(**kwargs)
-        except BaseException:
-            self._is_instrumented_by_opentelemetry = False
-            raise
 
     def _instrument_now(self, **kwargs: Any) -> None:
         from openinference.instrumentation import TraceConfig
