@@ -339,7 +339,7 @@ class LiveStepProcessor(SpanProcessor):
             if type(v) is str:
                 nv = red.redact(v) if red is not None and len(v) >= _MIN_LEN else v
                 if len(nv) > limit:
-                    nv = nv[:limit] + f"…[{len(nv) - limit} more chars]"
+                    nv = self._cut(nv)
                 if nv is not v:
                     changed.append((k, nv))
             elif red is not None and isinstance(v, (tuple, list)) and v and isinstance(v[0], str):
@@ -350,9 +350,10 @@ class LiveStepProcessor(SpanProcessor):
             out[k] = v
         return out
 
-    def _cut(self, text: str | None) -> str | None:
+    def _cut(self, text: str) -> str:
+        """`text` cut at `max_value_length`, marked with how much was left out."""
         limit = self._max_len
-        if text is None or len(text) <= limit:
+        if len(text) <= limit:
             return text
         return text[:limit] + f"…[{len(text) - limit} more chars]"
 
@@ -510,6 +511,7 @@ class LiveStepProcessor(SpanProcessor):
                 with self._lock:
                     dropped = self._dropped_by_span.pop(span_id, 0)
             status = span.status
+            error = status.description if status.status_code is StatusCode.ERROR else None
             rec = StepRecord(
                 type="end",
                 time_ns=span.end_time or time.time_ns(),
@@ -520,7 +522,7 @@ class LiveStepProcessor(SpanProcessor):
                 attributes=self._clean(attrs, redact=False),  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
                 status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
-                error=self._cut(status.description) if status.status_code is StatusCode.ERROR else None,
+                error=self._cut(error) if error else error,
                 dropped_events=dropped,
                 parent_step_id=parent_step,
             )

@@ -6,7 +6,7 @@ Patterns are named so a masked value says what it was (`[REDACTED:openai_key]`);
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 # (name, pattern). Order matters only for overlaps: more specific shapes first.
@@ -180,20 +180,15 @@ class Redactor:
                 return type(v)(out)
         return v
 
-    def mapping(self, attrs: dict[str, Any], known: Mapping[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
-        """Redact a plain dict in place and return it.
-
-        `known` maps keys to (value, its masked form) computed earlier: a key still holding that very
-        object takes the masked form without a second scan.
-        """
+    def mapping(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Redact a plain dict in place and return it (strings seen before come from the cache)."""
         changed: list[tuple[str, Any]] = []
         redact, value = self.redact, self.value
         for k, v in attrs.items():
             if type(v) is str:  # the common case, inline: most attribute strings are short
                 if len(v) < _MIN_LEN:
                     continue
-                seen = known.get(k) if known else None
-                nv = seen[1] if seen is not None and seen[0] is v else redact(v)
+                nv = redact(v)
             elif type(v) is tuple or type(v) is list:
                 nv = value(v)
             else:

@@ -106,21 +106,19 @@ class Hooks:
 
     @guarded("smolagents.abandon")
     def _abandon(self, active: Active) -> None:
-        # The consumer stopped iterating: not an error, so the status stays UNSET.
+        # The step's generator was closed before it finished: by the program (abandoned, status UNSET),
+        # or by smolagents itself (below).
         span = active.span
+        with internal("smolagents.abandon_attributes"):
+            span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
         if active.kind in ("action", "planning") and active.run is not None and not active.run.closing:
             # Not the program's doing: smolagents itself stopped reading this step, which it does only
             # when its run loop raised on the step's output (a final answer that failed
             # `final_answer_checks`); it records that error on its memory step and runs on.
-            with internal("smolagents.stopped_attributes"):
-                span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
             span.set_status(Status(StatusCode.ERROR, "stopped by smolagents before it finished (its run loop "
                                                      "raised on this step's output, e.g. a rejected final answer)"))
-            span.end()
-            return
-        with internal("smolagents.abandon_attributes"):
-            span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
-        span.set_attribute(c.ABANDONED, True)
+        else:
+            span.set_attribute(c.ABANDONED, True)
         span.end()
 
     def _drive(self, active: Active, make_inner: Callable[[], Iterator[Any]],
