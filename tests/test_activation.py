@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from massgen_tracing.testing.otlp_receiver import OtlpReceiver
+from support.apps import ONE_NODE_GRAPH
 
 LANGGRAPH_APP = """
     from langchain_core.messages import HumanMessage
@@ -259,16 +260,7 @@ def test_the_variable_with_tracing_also_switched_on_in_code_gives_no_error(tmp_p
         "smolagents instrumentor": "from massgen_tracing.smolagents import SmolagentsInstrumentor\n"
                                    "SmolagentsInstrumentor().instrument()\nimport smolagents",
     }[how]
-    app = switch_on + "\n" + textwrap.dedent("""
-    from typing import TypedDict
-    from langgraph.graph import START, StateGraph
-    class S(TypedDict):
-        x: int
-    g = StateGraph(S)
-    g.add_node("inc", lambda s: {"x": s["x"] + 1})
-    g.add_edge(START, "inc")
-    print(g.compile(name="t").invoke({"x": 1}))
-    """)
+    app = switch_on + "\n" + ONE_NODE_GRAPH
     out = run_app(tmp_path, app, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain",
                                   "OTEL_TRACES_EXPORTER": "none"})
     assert out.returncode == 0, out.stderr

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -14,18 +13,7 @@ from pathlib import Path
 
 import pytest
 
-APP = """
-    from typing import TypedDict
-    from langgraph.graph import START, StateGraph
-
-    class S(TypedDict):
-        x: int
-
-    g = StateGraph(S)
-    g.add_node("inc", lambda s: {"x": s["x"] + 1})
-    g.add_edge(START, "inc")
-    print(g.compile(name="t").invoke({"x": 1}))
-"""
+from support.apps import ONE_NODE_GRAPH
 
 
 @pytest.fixture
@@ -53,7 +41,7 @@ def blackhole() -> Iterator[int]:
 
 def run_traced(tmp_path: Path, env_extra: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
     script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent(APP))
+    script.write_text(ONE_NODE_GRAPH)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_", "MASSGEN_TRACING", "PHOENIX_", "OPENINFERENCE_"))}
     env.update(MASSGEN_TRACING="1", MASSGEN_TRACING_CONSOLE="off", MASSGEN_TRACING_STRICT="1",

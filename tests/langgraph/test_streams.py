@@ -131,6 +131,15 @@ run parallel: UNSET abandoned=True
     run inner: UNSET abandoned=True
       node wait: UNSET abandoned=True"""
 
+# The same graph when its run is cancelled (a timeout, or LangChain cancelling it): a failure.
+PARALLEL_CANCELLED = """\
+run parallel: ERROR ['CancelledError']
+  node fast: OK
+  node slow: ERROR ['CancelledError']
+  node sub: ERROR ['CancelledError']
+    run inner: ERROR ['CancelledError']
+      node wait: ERROR ['CancelledError']"""
+
 
 def test_closing_an_astream_ends_the_run_and_its_running_steps_abandoned(traced: Traced) -> None:
     async def main() -> list[Any]:
@@ -186,13 +195,7 @@ def test_astream_events_stopped_early_cancels_the_run_which_is_an_error(traced: 
                     break
 
     asyncio.run(main())
-    assert outcomes(traced) == """\
-run parallel: ERROR ['CancelledError']
-  node fast: OK
-  node slow: ERROR ['CancelledError']
-  node sub: ERROR ['CancelledError']
-    run inner: ERROR ['CancelledError']
-      node wait: ERROR ['CancelledError']"""
+    assert outcomes(traced) == PARALLEL_CANCELLED
 
 def test_a_timed_out_ainvoke_is_still_a_failure_of_every_cancelled_step(traced: Traced) -> None:
     async def main() -> None:
@@ -200,13 +203,7 @@ def test_a_timed_out_ainvoke_is_still_a_failure_of_every_cancelled_step(traced: 
             await asyncio.wait_for(parallel_graph(asyncio.Event()).ainvoke({"notes": []}), 0.05)
 
     asyncio.run(main())
-    assert outcomes(traced) == """\
-run parallel: ERROR ['CancelledError']
-  node fast: OK
-  node slow: ERROR ['CancelledError']
-  node sub: ERROR ['CancelledError']
-    run inner: ERROR ['CancelledError']
-      node wait: ERROR ['CancelledError']"""
+    assert outcomes(traced) == PARALLEL_CANCELLED
     assert {e.span_open for s in traced.spans for e in traced.events(s, "exception")} == {True}
 
 
