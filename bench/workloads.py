@@ -150,6 +150,10 @@ def smolagents_code_agent() -> Workload:
         """
         return {"bread": 2.25, "milk": 1.2}.get(item, 0.0)
 
+    import smolagents
+
+    smolagents.ScriptedModel = ScriptedModel  # type: ignore[attr-defined]  # see smolagents_tool_calling
+
     def run() -> Any:
         model = ScriptedModel([
             code('total = price("bread") + price("milk")\nprint(total)'),
