@@ -71,6 +71,9 @@ def symbols_for(encoding: str | None) -> Symbols:
     return UNICODE
 
 
+_NO_COUNTS: Counter[str] = Counter()
+
+
 @dataclass(eq=False)
 class StepNode:
     """One step as the console sees it. Mutated only under its `StepTree`'s lock."""
@@ -102,7 +105,9 @@ class StepNode:
     route: list[str] = field(default_factory=list)
     dropped_events: int = 0
     last_index: int | None = None  # runs: highest step index seen among their own steps
-    step_counts: Counter[str] = field(default_factory=Counter)  # runs and roots: steps below, by kind
+    # Runs and roots: steps below, by kind. Other steps share one empty Counter, never written (a Counter
+    # per step cost as much as the rest of the node): `_create` gives a step its own on its first count.
+    step_counts: Counter[str] = field(default_factory=lambda: _NO_COUNTS)
     children: list[StepNode] = field(default_factory=list)
     elided: int = 0  # finished children dropped from memory (or never shown)
 
@@ -360,6 +365,8 @@ class StepTree:
             anc: StepNode | None = parent  # loops, not a generator: this runs for every record
             while anc is not None:
                 if anc.kind == "run" or anc.parent is None:
+                    if anc.step_counts is _NO_COUNTS:
+                        anc.step_counts = Counter()
                     anc.step_counts[node.kind] += 1
                 anc = anc.parent
             run = self._run_of(node)
