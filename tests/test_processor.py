@@ -520,6 +520,42 @@ def test_flush_does_not_wait_for_a_sink_thread_to_finish_its_poll(monkeypatch):
     proc.shutdown()
 
 
+def test_records_put_while_the_sink_thread_falls_asleep_always_wake_it(monkeypatch):
+    # Producers append without a lock; only a worker going to sleep makes them take it. A wake-up lost
+    # in that hand-over would leave a record undelivered until the next one: none may be, and no
+    # flush() (which wakes the worker itself) helps here.
+    from massgen_tracing._internal import processor as p
+
+    monkeypatch.setattr(p, "_POLL_S", 0.0001)  # idle again almost at once: the race window, often
+    monkeypatch.setattr(p, "_POLL_BUSY_S", 0.0001)
+    sink = ListSink()
+    worker = p._SinkWorker(sink, 10_000, lambda span_id: None)
+    rounds, per_thread = 300, 2
+    late: list[int] = []
+
+    def produce(i: int, t: int) -> None:
+        for j in range(per_thread):
+            worker.put(StepRecord("start", 0, "t", f"{i}-{t}-{j}", None, "s"))
+
+    for i in range(rounds):
+        time.sleep((i % 7) * 0.0001)  # land at different points of the worker's way to sleep
+        threads = [threading.Thread(target=produce, args=(i, t)) for t in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        deadline = time.monotonic() + 2
+        while len(sink.records) < (i + 1) * 2 * per_thread and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        if len(sink.records) < (i + 1) * 2 * per_thread:
+            late.append(i)
+            break
+    assert late == []
+    assert sorted(r.span_id for r in sink.records) == sorted(
+        f"{i}-{t}-{j}" for i in range(rounds) for t in range(2) for j in range(per_thread))
+    worker.close(time.monotonic() + 2)
+
+
 def test_an_error_description_quoting_a_secret_is_masked_for_sinks_and_exporters():
     sink = ListSink()
     tracer, proc, exporter = make([sink], redactor=Redactor())

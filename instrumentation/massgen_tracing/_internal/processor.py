@@ -30,10 +30,12 @@ _STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "un
 # each: bounds added latency to 2 ms (target: p99 <= 5 ms) and wake-ups to 500/s per busy sink.
 _POLL_S = 0.002
 # ... unless the program keeps the CPU busy (at least _BUSY CPU seconds per second, all threads, since
-# the last look): then each look takes the GIL from it, and a record waits for the GIL anyway; look
-# every _POLL_BUSY_S instead, in fewer, bigger batches. Nobody sees 10 ms on a terminal (the live
-# view redraws 8 times a second); the program sees a fifth of the hand-overs.
-_POLL_BUSY_S = 0.010
+# the last look): then every record the sink handles is GIL time taken from it, and a record waits for
+# the GIL anyway; look every _POLL_BUSY_S instead, in fewer, bigger batches. A sink thread starts each
+# batch cold (its code and the records are in the other core's caches): a ReAct run's lines cost it
+# ~32 us a record in 10 ms batches (4-6 records), ~17 us in 50 ms ones (15-40), and no less at 100 ms.
+# Nobody sees 50 ms on a terminal (the live view redraws every 125 ms).
+_POLL_BUSY_S = 0.050
 _BUSY = 0.5
 
 
@@ -91,6 +93,11 @@ class _SinkWorker:
         self._batch: Callable[[list[StepRecord]], object] | None = batch_fn if callable(batch_fn) else None
         self._flushers = 0  # flush() calls waiting for the queue to empty
         self._polling = False  # True while the worker looks for records every `_poll_s` by itself
+        # True while the worker sleeps until a record comes (set and cleared under `_cond`): the only
+        # time a producer needs the lock. Otherwise a record is one append to a deque, atomic on its
+        # own, and the program's thread never waits for the worker (which holds `_cond` while it takes
+        # a batch, and then wants the GIL the waiting program holds: a convoy on every busy look).
+        self._sleeping = False
         self._poll_s = _POLL_S
         self._looked: tuple[float, float] | None = None  # (monotonic, process CPU time) at the last look
         self._closing = False
@@ -119,7 +126,7 @@ class _SinkWorker:
         self._q.clear()
         self._open_delta.clear()
         self._events_queued = self._inflight = self._flushers = 0
-        self._busy = self._polling = False
+        self._busy = self._polling = self._sleeping = False
         self._poll_s, self._looked = _POLL_S, None
         if self._closing:
             return
@@ -127,36 +134,55 @@ class _SinkWorker:
         self._start_thread()
 
     def put(self, rec: StepRecord) -> None:
+        if self._closing:
+            return
+        if rec.type == "event":
+            if rec.event == c.EVENT_DELTA:
+                self._put_delta(rec)
+                return
+            # Counted without the lock (the worker resets it when it takes a batch): the bound is
+            # approximate by a record or two under races, which is all a memory bound needs.
+            if self._events_queued >= self._queue_size:
+                self._drop(rec)
+                return
+            self._events_queued += 1
+        if self._open_delta:
+            self._open_delta.pop(rec.span_id, None)  # later deltas must not merge across this record
+        self._q.append(rec)
+        if self._sleeping:
+            # The worker checked the queue and went to sleep under the lock: taking it here means it
+            # is asleep by now (or has just seen our record), so this wake-up cannot be lost. While it
+            # polls it finds records within _POLL_S, without a hand-over of the GIL per record.
+            with self._cond:
+                self._cond.notify_all()  # all: a flush() may be waiting on the same condition
+
+    def _put_delta(self, rec: StepRecord) -> None:
+        # Under the lock: merging mutates a record in the queue, which must not be one the worker has
+        # already taken (it clears `_open_delta` under the same lock when it takes a batch).
         with self._cond:
             if self._closing:
                 return
-            if rec.type == "event":
-                if rec.event == c.EVENT_DELTA:
-                    pending = self._open_delta.get(rec.span_id)
-                    if pending is not None:
-                        pending.attributes[c.DELTA_TEXT] = (
-                            str(pending.attributes.get(c.DELTA_TEXT, "")) + str(rec.attributes.get(c.DELTA_TEXT, ""))
-                        )
-                        pending.count += rec.count
-                        return
-                if self._events_queued >= self._queue_size:
-                    self.dropped += 1
-                    self._on_drop(rec.span_id)
-                    return
-                self._events_queued += 1
-                if rec.event == c.EVENT_DELTA:
-                    # Own copy: coalescing mutates it, and other sinks hold the same record.
-                    rec = dataclasses.replace(rec, attributes=dict(rec.attributes))
-                    self._open_delta[rec.span_id] = rec
-                else:
-                    self._open_delta.pop(rec.span_id, None)
-            else:
-                self._open_delta.pop(rec.span_id, None)
+            pending = self._open_delta.get(rec.span_id)
+            if pending is not None:
+                pending.attributes[c.DELTA_TEXT] = (
+                    str(pending.attributes.get(c.DELTA_TEXT, "")) + str(rec.attributes.get(c.DELTA_TEXT, ""))
+                )
+                pending.count += rec.count
+                return
+            if self._events_queued >= self._queue_size:
+                self._drop(rec)
+                return
+            self._events_queued += 1
+            # Own copy: coalescing mutates it, and other sinks hold the same record.
+            rec = dataclasses.replace(rec, attributes=dict(rec.attributes))
+            self._open_delta[rec.span_id] = rec
             self._q.append(rec)
-            # Wake the worker only from its idle sleep and only for the first record: while it is
-            # polling it finds this one within _POLL_S without a hand-over of the GIL per record.
-            if len(self._q) == 1 and not self._polling:
-                self._cond.notify_all()  # all: a flush() may be waiting on the same condition
+            if self._sleeping:
+                self._cond.notify_all()
+
+    def _drop(self, rec: StepRecord) -> None:
+        self.dropped += 1
+        self._on_drop(rec.span_id)
 
     def _run(self) -> None:
         while True:
@@ -165,17 +191,21 @@ class _SinkWorker:
                     # Records came recently: look again in a moment rather than have every new
                     # burst wake us (each wake-up takes the GIL from the program mid-step).
                     self._cond.wait(self._poll_s)
-                while not self._q and not self._closing:
+                if not self._q and not self._closing:
                     self._polling = False  # quiet for a whole poll: sleep until the next record
                     self._looked = None
-                    self._cond.wait()
+                    self._sleeping = True
+                    while not self._q and not self._closing:
+                        self._cond.wait()
+                    self._sleeping = False
                 if not self._q:
                     break
                 self._polling = True
                 # Take everything waiting in one go: one lock round-trip and one wake-up per burst of
                 # records, not per record (a step's start, events and end often arrive together).
-                batch = list(self._q)
-                self._q.clear()
+                # One popleft at a time: producers append without the lock, even now.
+                q = self._q
+                batch = [q.popleft() for _ in range(len(q))]
                 self._events_queued = 0
                 self._open_delta.clear()  # every delta still open is in this batch now
                 self._inflight = len(batch)
@@ -325,14 +355,14 @@ class LiveStepProcessor(SpanProcessor):
                          "pending": w.pending()} for w in self._workers}
 
     # --- record building --------------------------------------------------------------------------
-    def _clean(self, attrs: Any, redact: bool = True) -> dict[str, Any]:
-        """Copy for a record: masked (unless already masked upstream of us) and length-limited.
+    def _clean(self, attrs: Any) -> dict[str, Any]:
+        """Copy of a span's start attributes for a record (they change later): masked, length-limited.
 
         The span's end masks the same strings again for exporters: the redactor's content cache
         answers those without a second scan.
         """
         out = dict(attrs) if attrs else {}
-        red = self._redactor if redact else None
+        red = self._redactor
         limit = self._max_len
         changed: list[tuple[str, Any]] = []
         for k, v in out.items():
@@ -348,6 +378,23 @@ class LiveStepProcessor(SpanProcessor):
                     changed.append((k, nv))
         for k, v in changed:
             out[k] = v
+        return out
+
+    def _limited(self, attrs: Any) -> dict[str, Any]:
+        """Attributes for an end or event record, already masked: `attrs` itself when it is a plain dict
+        and no string in it is over `max_value_length`, else a copy with those strings cut.
+
+        Shared, not copied: an ended span's attributes and an added event's are frozen (the SDK refuses
+        changes after `end()`, and an event is never changed), and sinks only read records.
+        """
+        shared: dict[str, Any] = attrs if type(attrs) is dict else dict(attrs) if attrs else {}
+        limit = self._max_len
+        long = [k for k, v in shared.items() if type(v) is str and len(v) > limit]
+        if not long:
+            return shared
+        out = dict(shared)
+        for k in long:
+            out[k] = self._cut(out[k])
         return out
 
     def _cut(self, text: str) -> str:
@@ -436,7 +483,7 @@ class LiveStepProcessor(SpanProcessor):
                     span_id=start.span_id,
                     parent_span_id=start.parent_span_id,
                     span_name=start.span_name,
-                    attributes=processor._clean(redacted.attributes, redact=False),  # masked above
+                    attributes=processor._limited(redacted.attributes),  # masked above
                     event=redacted.name,
                     parent_step_id=start.parent_step_id,
                 )
@@ -519,7 +566,7 @@ class LiveStepProcessor(SpanProcessor):
                 span_id=span_id,
                 parent_span_id=parent_span_id,
                 span_name=span.name,
-                attributes=self._clean(attrs, redact=False),  # _on_ending masked the span itself
+                attributes=self._limited(attrs),  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
                 status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
                 error=self._cut(error) if error else error,
