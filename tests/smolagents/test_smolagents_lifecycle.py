@@ -239,3 +239,44 @@ def test_the_live_step_processor_gets_each_step_at_start_with_its_identity() -> 
         ("end", "run", "w"),
     ]
     processor.shutdown()
+
+
+def test_a_secret_in_a_tool_result_is_masked_though_smolagents_wraps_it_in_a_str_subclass() -> None:
+    # smolagents hands every tool result on as AgentText, a str subclass: masking that looked only at
+    # exact strs let tool results (and final answers) through untouched, to sinks and exporters alike.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from massgen_tracing._internal.redact import Redactor
+    from smolagents import tool
+
+    key = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7dEf0h"
+
+    @tool
+    def get_key() -> str:
+        """Returns the deploy key."""
+        return f"the key is {key}"
+
+    records: list[StepRecord] = []
+    processor = LiveStepProcessor([CallbackSink(records.append)], redactor=Redactor())
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = SmolagentsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        model = ScriptedModel([tool_call("get_key"), final_answer(f"done: {key}")])
+        answer = ToolCallingAgent(tools=[get_key], model=model, verbosity_level=-1).run("get the key")
+    finally:
+        instrumentor.uninstrument()
+    assert answer == f"done: {key}"  # the program's own values are never touched
+    assert processor.force_flush(5000)
+    spans = exporter.get_finished_spans()
+    tool_span = next(s for s in spans if s.name == "execute_tool get_key")
+    assert tool_span.attributes[c.OUTPUT_VALUE] == "the key is [REDACTED:openai_key]"
+    exported = repr([(s.attributes, [e.attributes for e in s.events], s.status.description) for s in spans])
+    assert key not in exported and exported.count("[REDACTED:openai_key]") >= 4
+    assert key not in repr([r.to_dict() for r in records])
+    processor.shutdown()

@@ -366,7 +366,7 @@ class LiveStepProcessor(SpanProcessor):
         limit = self._max_len
         changed: list[tuple[str, Any]] = []
         for k, v in out.items():
-            if type(v) is str:
+            if type(v) is str or isinstance(v, str):  # subclasses too: smolagents' AgentText
                 nv = red.redact(v) if red is not None and len(v) >= _MIN_LEN else v
                 if len(nv) > limit:
                     nv = self._cut(nv)
@@ -389,7 +389,7 @@ class LiveStepProcessor(SpanProcessor):
         """
         shared: dict[str, Any] = attrs if type(attrs) is dict else dict(attrs) if attrs else {}
         limit = self._max_len
-        long = [k for k, v in shared.items() if type(v) is str and len(v) > limit]
+        long = [k for k, v in shared.items() if isinstance(v, str) and len(v) > limit]
         if not long:
             return shared
         out = dict(shared)

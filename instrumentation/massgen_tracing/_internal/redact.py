@@ -191,6 +191,8 @@ class Redactor:
                 nv = redact(v)
             elif type(v) is tuple or type(v) is list:
                 nv = value(v)
+            elif isinstance(v, str):  # a subclass: smolagents' AgentText carries every tool result
+                nv = redact(v) if len(v) >= _MIN_LEN else v
             else:
                 continue
             if nv is not v:
