@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -552,3 +553,94 @@ def test_an_error_shows_the_exception_not_the_traceback_openinference_puts_in_th
     assert _error_head("KeyError('B-200')Traceback (most recent call last):\n  File x\nKeyError: 'B-200'") == (
         "KeyError('B-200')")
     assert _error_head("ValueError: boom") == "ValueError: boom"
+
+
+# --- the program's stdout under the live view -------------------------------------------------------------
+
+
+@pytest.fixture
+def terminal() -> Iterator[tuple[int, Any]]:
+    """A pseudo-terminal: (master fd to read what was shown, the slave opened as a text file)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    tty = open(slave, "w", encoding="utf-8", closefd=True)  # noqa: SIM115  # closed below
+    try:
+        yield master, tty
+    finally:
+        tty.close()
+        os.close(master)
+
+
+def _read(master: int) -> str:
+    import os
+    import select
+
+    out = b""
+    while select.select([master], [], [], 0.2)[0]:
+        chunk = os.read(master, 65536)
+        if not chunk:
+            break
+        out += chunk
+    return out.decode("utf-8", "replace")
+
+
+def _screen(raw: str) -> str:
+    """`raw` as read on screen: a carriage return starts its line over (the region is redrawn that
+    way), and the other control sequences (cursor moves, line clears) leave no text."""
+    import re
+
+    lines = raw.replace("\r\n", "\n").split("\n")
+    return "\n".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", ln.rsplit("\r", 1)[-1]) for ln in lines)
+
+
+def test_the_programs_stdout_on_the_same_terminal_is_shown_exactly_above_the_live_region(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    master, tty = terminal
+    monkeypatch.setattr(sys, "stdout", tty)
+    sink = LiveConsoleSink(Console(file=tty, width=100, force_terminal=True, color_system=None),
+                           refresh_per_second=50)
+    sink.handle(smolagents_run()[0])
+    assert sys.stdout is not tty  # taken over: the region redraws below the program's lines
+    # Text rich would read as markup or emoji codes; a flushed partial line; write()'s return value.
+    sys.stdout.write("[red]partial[/red] :thumbs_up:")
+    sys.stdout.flush()
+    print()
+    print("n =", sys.stdout.write("abc\n"))
+    print("progress [/] 50%", end="", flush=True)
+    print()
+    print("\x1b[31mred\x1b[0m end")
+    sink.close()
+    assert sys.stdout is tty
+    shown = _screen(_read(master))
+    lines = [ln for ln in shown.split("\n") if ln and "smolagents run" not in ln]
+    assert lines[:5] == ["[red]partial[/red] :thumbs_up:", "abc", "n = 4", "progress [/] 50%",
+                         "red end"]
+
+
+def test_a_program_printing_thousands_of_lines_redraws_the_live_region_a_few_times_not_per_line(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import threading as th
+
+    master, tty = terminal
+    monkeypatch.setattr(sys, "stdout", tty)
+    sink = LiveConsoleSink(Console(file=tty, width=100, force_terminal=True, color_system=None),
+                           refresh_per_second=8)
+    sink.handle(smolagents_run()[0])
+    received: list[str] = []
+    reader = th.Thread(target=lambda: received.append(_read(master)))  # keep the pty from filling up
+    reader.start()
+    for i in range(3000):
+        print(f"line {i}")
+    sink.close()
+    reader.join()
+    raw = received[0] + _read(master)
+    assert [ln for ln in _screen(raw).split("\n") if ln.startswith("line ")] == [
+        f"line {i}" for i in range(3000)]
+    # One drawing per printed line made such programs 100x slower; now lines wait for a refresh
+    # (8 a second) when the last ones went out less than 50 ms ago.
+    assert raw.count("smolagents run my_agent") < 200

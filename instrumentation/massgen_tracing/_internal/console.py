@@ -6,6 +6,7 @@ Both sinks run on the dispatcher's thread; the live view renders only on rich's 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from rich.ansi import AnsiDecoder
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.text import Text
@@ -755,6 +757,113 @@ def _same_terminal(a: Any, b: Any) -> bool:
         return False
 
 
+class _StdoutProxy(io.TextIOBase):
+    """The program's stdout while the live region is on the same terminal: its text, kept exactly, is
+    printed above the region instead of through it.
+
+    Rich's own proxy is not used: it reads a flushed partial line as markup and emoji codes (a program
+    printing `[/]` raised MarkupError, `:thumbs_up:` became an emoji), and its `write()` returned 0.
+    Complete lines are printed at once unless the last ones went out less than `_GAP_S` ago; then they
+    wait for the next refresh (at most 1/8 s), so a program printing thousands of lines redraws the
+    region a few times a second rather than once per line (it ran 100x slower).
+    """
+
+    _GAP_S = 0.05
+
+    def __init__(self, console: Console, file: IO[str]) -> None:
+        super().__init__()
+        self._console = console
+        self._file = file
+        self._lock = threading.RLock()
+        self._partial: list[str] = []
+        self._lines: list[str] = []
+        self._last = 0.0
+        self._broke = False  # a flushed partial line went out as a line of its own
+        self._decoder = AnsiDecoder()  # the program's own colours stay colours
+
+    @property
+    def proxied(self) -> IO[str]:
+        return self._file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]  # the file's, whatever it is
+        return getattr(self._file, "encoding", None)
+
+    @property
+    def errors(self) -> Any:  # type: ignore[override]
+        return getattr(self._file, "errors", None)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def isatty(self) -> bool:
+        return self._file.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            rest = text
+            if self._broke and rest:
+                self._broke = False
+                if rest[0] == "\n":  # that line's own end: already ended when it was shown
+                    rest = rest[1:]
+            while rest:
+                line, newline, rest = rest.partition("\n")
+                if not newline:
+                    self._partial.append(line)
+                    break
+                self._lines.append("".join(self._partial) + line)
+                self._partial.clear()
+            if self._lines and time.monotonic() - self._last >= self._GAP_S:
+                self._emit(partial=False)
+        return len(text)
+
+    def flush(self) -> None:
+        # An explicit flush shows everything, a partial line too (a prompt before input()): as its own line.
+        with self._lock:
+            self._emit(partial=True)
+
+    def drain(self) -> None:
+        """Print the complete lines still waiting (the live region's refresh calls this)."""
+        with self._lock:
+            if self._lines:
+                self._emit(partial=False)
+
+    def _emit(self, *, partial: bool) -> None:
+        lines = self._lines
+        if partial and self._partial:
+            lines.append("".join(self._partial))
+            self._partial.clear()
+            self._broke = True
+        if not lines:
+            return
+        self._lines = []
+        self._last = time.monotonic()
+        text = Text("\n").join(self._decoder.decode_line(line) for line in lines)
+        with self._console:
+            self._console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+class _Live(Live):
+    """Rich's Live, printing the program's waiting stdout lines before each refresh."""
+
+    proxy: _StdoutProxy | None = None
+
+    def refresh(self) -> None:
+        proxy = self.proxy
+        if proxy is not None:
+            with guard.internal("console.live.stdout"):
+                proxy.drain()
+        super().refresh()
+
+
 class LiveConsoleSink:
     """A rich `Live` tree of the running runs on stderr; each finished run is printed once above it."""
 
@@ -772,6 +881,7 @@ class LiveConsoleSink:
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
+        self._stdout: _StdoutProxy | None = None
 
     def handle(self, record: StepRecord) -> None:
         if self._closed:
@@ -788,15 +898,15 @@ class LiveConsoleSink:
             if self._started or self._closed:
                 return
             self._started = True
-            # Rich may take over stdout only when it is the same terminal as ours: anywhere else the host's
+            # We take over stdout only when it is the same terminal as ours: anywhere else the host's
             # output would land in our stream. stderr is never redirected.
             redirect = _same_terminal(sys.stdout, self.console.file)
-            live = Live(
+            live = _Live(
                 self.tree.renderable(),
                 console=self.console,
                 refresh_per_second=self._refresh_per_second,
                 transient=False,
-                redirect_stdout=redirect,
+                redirect_stdout=False,
                 redirect_stderr=False,
             )
             try:
@@ -805,6 +915,9 @@ class LiveConsoleSink:
                 guard.report_internal_error("console.live.start", exc)
                 return
             self._live = live
+            if redirect:
+                live.proxy = self._stdout = _StdoutProxy(self.console, sys.stdout)
+                sys.stdout = self._stdout
 
     def _print_finished(self, root: StepNode) -> None:
         renderable = self.tree.render_run(root, sym=symbols_for(self.console.encoding))
@@ -822,6 +935,12 @@ class LiveConsoleSink:
                 return
             self._closed = True
             live, self._live = self._live, None
+        proxy, self._stdout = self._stdout, None
+        if proxy is not None:
+            with guard.internal("console.live.stdout"):
+                if sys.stdout is proxy:  # unless the program has since put its own there
+                    sys.stdout = proxy.proxied
+                proxy.flush()  # the program's last lines, above the region's last drawing
         if live is not None:
             # Stopping draws the region a last time (transient=False), leaving running runs on screen.
             with guard.internal("console.live.stop"):
