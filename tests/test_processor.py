@@ -622,3 +622,74 @@ def test_a_multiprocessing_child_killed_right_after_its_run_has_written_the_runs
     with open(path, encoding="utf-8") as fh:
         seen = [(r.type, r.span_name) for r in read_jsonl(fh)]
     assert seen == [("start", "run"), ("start", "node"), ("end", "node"), ("end", "run")]
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("Here: sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0 done", "Here: [REDACTED:openai_key] done"),
+    ("curl -H 'Authorization: Bearer opaqueTOKEN1234567890abcdef' x",
+     "curl -H 'Authorization: Bearer [REDACTED:bearer_token]' x"),
+    ("set password = hunter2hunter2 now", "set password = [REDACTED:secret_assignment] now"),
+    ("ends with the key sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3", "ends with the key [REDACTED:openai_key]"),
+])
+def test_a_secret_split_across_streamed_pieces_is_masked_whole_for_sinks_and_exporters(text, masked):
+    # A tokenizer cuts anywhere, a key too: "sk-pro", "j-A1b2", ... each piece alone matches nothing,
+    # and shown one by one they would spell the key out. Text is held back until it can be masked whole.
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=Redactor())
+    pieces = [text[i:i + 4] for i in range(0, len(text), 4)]
+    with tracer.start_as_current_span("llm", attributes=step("llm", "model")) as span:
+        for piece in pieces:
+            span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: piece, c.DELTA_COUNT: 1})
+        span.add_event("massgen.llm.tool_decision", {"massgen.tool.name": "x"})  # not a delta: after the text
+    assert proc.force_flush(5000)
+    (exported,) = exporter.get_finished_spans()
+    deltas = [e.attributes for e in exported.events if e.name == c.EVENT_DELTA]
+    assert "".join(d[c.DELTA_TEXT] for d in deltas) == masked
+    assert sum(d[c.DELTA_COUNT] for d in deltas) == len(pieces)  # every chunk counted once
+    assert [e.name for e in exported.events][-1] == "massgen.llm.tool_decision"
+    events = [r for r in sink.records if r.type == "event" and r.event == c.EVENT_DELTA]
+    assert "".join(r.attributes[c.DELTA_TEXT] for r in events) == masked
+    assert [r.type for r in sink.records][-2:] == ["event", "end"]
+    proc.shutdown()
+
+
+def test_streamed_text_still_held_when_its_step_ends_is_shown_masked_before_the_end():
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=Redactor())
+    text = "the key: sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2"
+    with tracer.start_as_current_span("llm", attributes=step("llm", "model")) as span:
+        for i in range(0, len(text), 5):
+            span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: text[i:i + 5], c.DELTA_COUNT: 1})
+    assert proc.force_flush(5000)
+    (exported,) = exporter.get_finished_spans()
+    assert "".join(e.attributes[c.DELTA_TEXT] for e in exported.events) == "the key: [REDACTED:openai_key]"
+    assert [r.type for r in sink.records] == ["start", "event", "end"]  # held words: one event, at the end
+    assert sink.records[1].attributes[c.DELTA_TEXT] == "the key: [REDACTED:openai_key]"
+    proc.shutdown()
+
+
+def test_streamed_text_cut_anywhere_is_masked_exactly_as_the_whole_text_would_be():
+    import random
+
+    rng = random.Random(7)
+    words = ["the", "key", "is", "and", "token:", "=", "x", "Authorization:", "here", "\n", "password", "api_key"]
+    secrets = ["sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4", "Bearer opaqueTOKEN1234567890abcdef",
+               "ghp_" + "a1B2" * 9, "AKIAABCDEFGHIJKLMNOP", "password = hunter2hunter2", "api_key: 'zzzzzzzzzz'",
+               "hf_" + "x" * 32, "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2QT4f"]
+    redactor = Redactor()
+    for case in range(300):
+        parts = [rng.choice(secrets) if rng.random() < 0.2 else rng.choice(words) for _ in range(rng.randint(1, 25))]
+        text = " ".join(parts)
+        pieces, i = [], 0
+        while i < len(text):
+            n = rng.randint(1, 7)
+            pieces.append(text[i:i + n])
+            i += n
+        tracer, proc, exporter = make([], redactor=redactor)
+        with tracer.start_as_current_span("llm", attributes=step("llm", "m")) as span:
+            for piece in pieces:
+                span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: piece, c.DELTA_COUNT: 1})
+        (exported,) = exporter.get_finished_spans()
+        shown = "".join(e.attributes[c.DELTA_TEXT] for e in exported.events)
+        assert (case, shown) == (case, redactor.redact(text))
+        proc.shutdown()

@@ -246,7 +246,7 @@ def describe_event(record: StepRecord, sym: Symbols, limit: int = DETAIL_CHARS) 
     name = record.event or "event"
     if name == c.EVENT_DELTA:
         text = _clip(_escape(_str(a.get(c.DELTA_TEXT)) or ""), limit, sym.ellipsis)
-        chunks = max(record.count, _int(a.get(c.DELTA_COUNT)) or 1)
+        chunks = record.chunks
         return f'"{text}"' + (f" ({chunks} chunks)" if chunks > 1 else "")
     if name == c.EVENT_PROGRESS:
         cur, total = _int(a.get(c.PROGRESS_CURRENT)), _int(a.get(c.PROGRESS_TOTAL))
@@ -427,8 +427,7 @@ class StepTree:
         if name == c.EVENT_DELTA:
             text = _str(a.get(c.DELTA_TEXT)) or ""
             node.text_tail = (node.text_tail + text)[-TAIL_CHARS:]
-            node.chunks += max(record.count if isinstance(record.count, int) else 1,
-                               _int(a.get(c.DELTA_COUNT)) or 1)
+            node.chunks += record.chunks
             return
         if name == c.EVENT_PROGRESS:
             node.progress = (_int(a.get(c.PROGRESS_CURRENT)), _int(a.get(c.PROGRESS_TOTAL)),

@@ -146,7 +146,8 @@ TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 
 EVENT_DELTA = _event("massgen.llm.delta", ("llm",), (DELTA_TEXT, DELTA_COUNT),
                      "Streamed output tokens. Consecutive deltas are coalesced: `massgen.delta.count` "
-                     "says how many chunks one event holds.")
+                     "says how many chunks one event holds (0: text held back for masking, "
+                     "see redaction.md).")
 EVENT_PROGRESS = _event("massgen.step.progress", ALL, (PROGRESS_CURRENT, PROGRESS_TOTAL, PROGRESS_MESSAGE),
                         "Progress inside a run or step, e.g. smolagents step 3 of 20, or a custom message.")
 EVENT_TOOL_DECISION = _event("massgen.tool.decision", ("llm", "action"), (TOOL_CALL_NAME, TOOL_CALL_ARGUMENTS),

@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, report_internal_error, strict, weak_hook
 from massgen_tracing._internal.records import StepRecord
-from massgen_tracing._internal.redact import _MIN_LEN, Redactor
+from massgen_tracing._internal.redact import _MIN_LEN, Redactor, stable_end
 from massgen_tracing._internal.sinks import Sink
 
 logger = logging.getLogger("massgen_tracing")
@@ -51,6 +51,15 @@ def _in_multiprocessing_child() -> bool:
 def _mask_all(attrs: Any) -> dict[str, Any]:
     """When redaction itself fails, hide every string rather than risk exporting a secret."""
     return {k: "[REDACTED:redaction failed]" if isinstance(v, (str, tuple, list)) else v for k, v in attrs.items()}
+
+
+class _HeldText:
+    """Streamed text of one step not shown yet (see `redact.stable_end`), and what it stands for."""
+
+    __slots__ = ("chunks", "text", "timestamp")
+
+    def __init__(self, text: str, chunks: int, timestamp: int | None) -> None:
+        self.text, self.chunks, self.timestamp = text, chunks, timestamp
 
 
 def _hex_span(span_id: int) -> str:
@@ -164,9 +173,11 @@ class _SinkWorker:
                 return
             pending = self._open_delta.get(rec.span_id)
             if pending is not None:
-                pending.attributes[c.DELTA_TEXT] = (
-                    str(pending.attributes.get(c.DELTA_TEXT, "")) + str(rec.attributes.get(c.DELTA_TEXT, ""))
-                )
+                pa, ra = pending.attributes, rec.attributes
+                pa[c.DELTA_TEXT] = str(pa.get(c.DELTA_TEXT, "")) + str(ra.get(c.DELTA_TEXT, ""))
+                pn, rn = pa.get(c.DELTA_COUNT), ra.get(c.DELTA_COUNT)
+                if isinstance(pn, int) and isinstance(rn, int):
+                    pa[c.DELTA_COUNT] = pn + rn  # chunks of the model's stream, as the merged records say
                 pending.count += rec.count
                 return
             if self._events_queued >= self._queue_size:
@@ -313,6 +324,7 @@ class LiveStepProcessor(SpanProcessor):
         # end without a lock.
         self._enclosing: dict[int, int] = {}
         self._open_steps: dict[int, StepRecord] = {}
+        self._held: dict[int, _HeldText] = {}  # span id -> streamed text held back, masked when shown
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=weak_hook(self._reset_lock, "processor.after_fork"))
         for sink in sinks:
@@ -460,10 +472,24 @@ class LiveStepProcessor(SpanProcessor):
         """
         original = span._add_event
         processor = self
+        span_id = span.get_span_context().span_id
+
+        def deliver(event: Event) -> None:
+            original(event)
+            if start is None:
+                return
+            with internal("processor.event_record"):
+                processor._emit(processor._event_record(start, event))
 
         def _add_event(event: Event) -> None:
+            red = processor._redactor
+            if red is not None:
+                if event.name == c.EVENT_DELTA and processor._hold(span_id, event, red, deliver):
+                    return
+                if processor._held:
+                    processor._release(span_id, red, deliver)  # the text before this event comes first
             redacted = event
-            if processor._redactor is not None and event.attributes:
+            if red is not None and event.attributes:
                 try:
                     attrs = processor._clean_event_attrs(event.attributes)
                 except Exception as exc:  # never raise into the host, never leak either
@@ -472,25 +498,75 @@ class LiveStepProcessor(SpanProcessor):
                     report_internal_error("processor.event redaction", exc)
                     attrs = _mask_all(event.attributes)
                 redacted = Event(event.name, attrs, event.timestamp)
-            original(redacted)
-            if start is None:
-                return
-            with internal("processor.event_record"):
-                rec = StepRecord(
-                    type="event",
-                    time_ns=redacted.timestamp or time.time_ns(),
-                    trace_id=start.trace_id,
-                    span_id=start.span_id,
-                    parent_span_id=start.parent_span_id,
-                    span_name=start.span_name,
-                    attributes=processor._limited(redacted.attributes),  # masked above
-                    event=redacted.name,
-                    parent_step_id=start.parent_step_id,
-                )
-                processor._emit(rec)
-
+            deliver(redacted)
         # Per-instance hook, see docstring; setattr keeps the type checker out of the SDK's method types.
         setattr(span, "_add_event", _add_event)  # noqa: B010
+
+    def _event_record(self, start: StepRecord, event: Event) -> StepRecord:
+        return StepRecord(
+            type="event",
+            time_ns=event.timestamp or time.time_ns(),
+            trace_id=start.trace_id,
+            span_id=start.span_id,
+            parent_span_id=start.parent_span_id,
+            span_name=start.span_name,
+            attributes=self._limited(event.attributes),  # masked already
+            event=event.name,
+            parent_step_id=start.parent_step_id,
+        )
+
+    def _hold(self, span_id: int, event: Event, red: Redactor, deliver: Callable[[Event], None]) -> bool:
+        """A streamed piece of text: show what can be shown, masked as a whole, and hold back the rest
+        (see `redact.stable_end`). False: not a text delta after all, handle it as any event."""
+        attrs = event.attributes or {}
+        piece = attrs.get(c.DELTA_TEXT)
+        if not isinstance(piece, str):
+            return False
+        n = attrs.get(c.DELTA_COUNT)
+        chunks = n if isinstance(n, int) and not isinstance(n, bool) else 1
+        held = self._held.pop(span_id, None)
+        text = held.text + piece if held is not None else piece
+        chunks += held.chunks if held is not None else 0
+        try:
+            cut = stable_end(text)
+            if cut:
+                # Nor may the cut fall inside a secret already complete: both halves would miss it.
+                found = red.spans(text)
+                moved = True
+                while moved and cut:
+                    moved = False
+                    for begin, end in found:
+                        if begin < cut < end:
+                            cut, moved = begin, True
+            if cut:
+                shown = Event(c.EVENT_DELTA, {c.DELTA_TEXT: red.redact(text[:cut]), c.DELTA_COUNT: chunks},
+                              event.timestamp)
+        except Exception as exc:  # never raise into the host, never leak either
+            if strict():
+                raise
+            report_internal_error("processor.delta redaction", exc)
+            cut = len(text)
+            shown = Event(c.EVENT_DELTA, {c.DELTA_TEXT: "[REDACTED:redaction failed]", c.DELTA_COUNT: chunks},
+                          event.timestamp)
+        if cut < len(text):
+            self._held[span_id] = _HeldText(text[cut:], 0 if cut else chunks, event.timestamp)
+        if cut:
+            deliver(shown)
+        return True
+
+    def _release(self, span_id: int, red: Redactor, deliver: Callable[[Event], None]) -> None:
+        """Show the streamed text held back for this span, masked as a whole."""
+        held = self._held.pop(span_id, None)
+        if held is None:
+            return
+        try:
+            text = red.redact(held.text)
+        except Exception as exc:  # never raise into the host, never leak either
+            if strict():
+                raise
+            report_internal_error("processor.delta redaction", exc)
+            text = "[REDACTED:redaction failed]"
+        deliver(Event(c.EVENT_DELTA, {c.DELTA_TEXT: text, c.DELTA_COUNT: held.chunks}, held.timestamp))
 
     def _clean_event_attrs(self, attrs: Any) -> dict[str, Any]:
         red = self._redactor
@@ -503,6 +579,9 @@ class LiveStepProcessor(SpanProcessor):
         red = self._redactor
         if red is None:
             return
+        if self._held:
+            with internal("processor.release delta"):
+                self._release_at_end(span, red)
         with internal("processor.redact status"):
             self._mask_status(span, red)
         store = getattr(span._attributes, "_dict", None)
@@ -515,6 +594,23 @@ class LiveStepProcessor(SpanProcessor):
                 raise
             report_internal_error("processor.redact", exc)
             store.update(_mask_all(store))
+
+    def _release_at_end(self, span: Span, red: Redactor) -> None:
+        # The span has ended, so the SDK refuses new events through its own method: the last of its
+        # streamed text goes into its event list directly, as its last event, and to the sinks before
+        # the step's end record.
+        span_id = span.get_span_context().span_id
+        if span_id not in self._held:
+            return
+        start = self._open_steps.get(span_id)
+        events: Any = span._events  # the SDK's BoundedList: appends within the span's event limit
+
+        def deliver(event: Event) -> None:
+            events.append(event)
+            if start is not None:
+                self._emit(self._event_record(start, event))
+
+        self._release(span_id, red, deliver)
 
     @staticmethod
     def _mask_status(span: Span, red: Redactor) -> None:

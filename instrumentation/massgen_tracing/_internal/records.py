@@ -62,6 +62,13 @@ class StepRecord:
         return v if isinstance(v, int) else None
 
     @property
+    def chunks(self) -> int:
+        """A text delta's share of the model's stream: its `massgen.delta.count` (summed when records
+        merged; 0 for text held back for masking and shown later), else one chunk per merged record."""
+        n = self.attributes.get(c.DELTA_COUNT)
+        return n if isinstance(n, int) and not isinstance(n, bool) else self.count
+
+    @property
     def duration_ns(self) -> int | None:
         if self.type != "end" or self.start_time_ns is None:
             return None

@@ -76,6 +76,34 @@ _TOKEN = re.compile(r"token(?:(?<=access_token)|(?<=access-token)|(?<=accesstoke
                     r"|(?<=auth_token)|(?<=auth-token)|(?<=authtoken))")
 
 
+# Streamed text arrives in pieces a tokenizer cut anywhere, a key too ("sk-pro", "j-A1b2", ...): each
+# piece alone matches nothing. `stable_end` says how much of the text so far can be shown.
+_HOLD_WORDS = 3  # `password = value`: the widest default shape spans three words
+_HOLD_MAX = 16_384  # a held tail this long without three word breaks is not prose: show all but...
+_HOLD_KEEP = 4_096  # ...this much (longer than any token shape)
+
+
+def stable_end(text: str) -> int:
+    """How much of streamed `text` can be shown now: all but its last three whitespace-separated words
+    (the last maybe incomplete or empty) and an unfinished private-key block. The next pieces may turn
+    those into a secret (`Bearer` + a token, `api_key = value`, the rest of a key); masked together
+    later, they are masked whole."""
+    j = len(text)
+    while j and not text[j - 1].isspace():
+        j -= 1
+    for _ in range(_HOLD_WORDS - 1):
+        while j and text[j - 1].isspace():
+            j -= 1
+        while j and not text[j - 1].isspace():
+            j -= 1
+    begin = text.rfind("-----BEGIN")
+    if begin != -1 and text.find("-----END", begin) == -1:
+        j = min(j, begin)
+    if j == 0 and len(text) > _HOLD_MAX:
+        j = len(text) - _HOLD_KEEP
+    return j
+
+
 def _may_hold_secret(text: str) -> bool:
     """False only when no default shape can match `text` (every shape needs one of these fragments)."""
     if _SK.search(text) or "hf_" in text or _GH.search(text) or "github_pat_" in text or "PRIVATE KEY" in text:
@@ -164,6 +192,22 @@ class Redactor:
         for pat in self._extra:
             text = pat.sub("[REDACTED]", text)
         return text
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where in `text` the secrets `redact` would mask are: (start, end) of each, its label included
+        (`Bearer `, `password = `), overlapping spans not merged."""
+        if len(text) < _MIN_LEN or (self._fast and not _may_hold_secret(text)):
+            return []
+        found: list[tuple[int, int]] = []
+        for name, _, _, pat in self._shapes:
+            for m in pat.finditer(text):
+                # The bearer shape matches the token only (its label is a lookbehind): the label counts.
+                found.append((max(0, m.start() - 7) if name == "bearer_token" else m.start(), m.end()))
+        if self._assignments:
+            found.extend((m.start(), m.end()) for m in _ASSIGN.finditer(text))
+        for pat in self._extra:
+            found.extend((m.start(), m.end()) for m in pat.finditer(text))
+        return found
 
     def value(self, v: Any) -> Any:
         """`v` masked: a string, or a list/tuple of strings. Unchanged values come back as the same object."""

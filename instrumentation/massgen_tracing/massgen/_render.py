@@ -191,7 +191,7 @@ class StepRenderer:
     # --- token deltas ----------------------------------------------------------------------------------
     def _delta(self, rec: StepRecord, now: float) -> list[Line]:
         text = rec.attributes.get(c.DELTA_TEXT)
-        chunks = max(rec.count, _int(rec.attributes.get(c.DELTA_COUNT)) or 1)
+        chunks = rec.chunks
         pending = self._pending.get(rec.span_id)
         if pending is None:
             self._pending[rec.span_id] = _Pending(now, str(text or ""), chunks, rec)
