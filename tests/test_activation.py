@@ -269,3 +269,69 @@ def test_the_variable_with_tracing_also_switched_on_in_code_gives_no_error(tmp_p
     lines = [re.sub(r"\d+ms", "Nms", line.split(" ", 1)[1]) for line in out.stderr.splitlines()]
     assert lines == ['▶ langgraph run t "{"x": 1}"', "  ▶ node inc #1", "  ✓ node inc #1 Nms",
                      "✓ langgraph run t Nms 1 step"], out.stderr
+
+
+HELD_STREAMS = {
+    "smolagents": """
+        from massgen_tracing.testing.smolagents_models import ScriptedModel, final_answer, tool_call
+        from smolagents import ActionStep, ToolCallingAgent, tool
+
+        @tool
+        def add(a: int, b: int) -> int:
+            \"\"\"Adds two numbers.
+
+            Args:
+                a: first
+                b: second
+            \"\"\"
+            return a + b
+
+        model = ScriptedModel([tool_call("add", a=2, b=3), final_answer("5")], model_id="m")
+        steps = ToolCallingAgent(tools=[add], model=model, verbosity_level=0).run("add 2 and 3", stream=True)
+        for item in steps:  # the generator stays referenced by `steps` until the interpreter goes
+            if isinstance(item, ActionStep):
+                print("first step:", item.observations)
+                break
+        print("done")
+    """,
+    "langgraph": """
+        from typing import TypedDict
+        from langgraph.graph import END, START, StateGraph
+
+        class S(TypedDict):
+            n: int
+
+        g = StateGraph(S)
+        g.add_node("a", lambda s: {"n": s["n"] + 1})
+        g.add_node("b", lambda s: {"n": s["n"] + 1})
+        g.add_edge(START, "a"); g.add_edge("a", "b"); g.add_edge("b", END)
+        stream = g.compile(name="held").stream({"n": 0})
+        for chunk in stream:
+            print(chunk)
+            break
+        print("done")
+    """,
+}
+
+
+@pytest.mark.parametrize("framework", sorted(HELD_STREAMS))
+def test_a_stream_the_program_stopped_reading_but_still_holds_is_ended_abandoned_at_exit(tmp_path, framework):
+    # The run cannot know the program is done with it until the generator is closed or collected, which
+    # for a module-level variable is after our exit hook: the run used to have no end at all.
+    out = run_app(tmp_path, HELD_STREAMS[framework], {
+        "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain", "MASSGEN_TRACING_STRICT": "1",
+        "MASSGEN_TRACING_FILE": str(tmp_path / "run.jsonl")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == {"smolagents": "first step: 5\ndone\n", "langgraph": "{'a': {'n': 1}}\ndone\n"}[framework]
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    starts = [r["span_id"] for r in records if r["type"] == "start"]
+    ends = {r["span_id"]: r for r in records if r["type"] == "end"}
+    assert sorted(ends) == sorted(starts)  # every step that started has ended
+    (run,) = [r for r in ends.values() if r["attributes"]["massgen.step.kind"] == "run"]
+    assert (run["status"], run["attributes"].get("massgen.abandoned")) == ("unset", True)
+    finished = [r for r in ends.values() if r["attributes"]["massgen.step.kind"] != "run"]
+    assert {(r["status"], r["attributes"].get("massgen.abandoned")) for r in finished} == {("ok", None)}
+    last = out.stderr.splitlines()[-1][13:].strip()  # without the time
+    name = {"smolagents": "smolagents run ToolCallingAgent", "langgraph": "langgraph run held"}[framework]
+    assert last.startswith(f"⏹ {name} ") and last.endswith(" abandoned"), out.stderr
+    assert "ended span" not in out.stderr  # the framework's own late end finds the span ended: no SDK warning

@@ -325,6 +325,7 @@ class LiveStepProcessor(SpanProcessor):
         self._enclosing: dict[int, int] = {}
         self._open_steps: dict[int, StepRecord] = {}
         self._held: dict[int, _HeldText] = {}  # span id -> streamed text held back, masked when shown
+        self._live: dict[int, Span] = {}  # every span started and not ended yet, in start order
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=weak_hook(self._reset_lock, "processor.after_fork"))
         for sink in sinks:
@@ -426,6 +427,7 @@ class LiveStepProcessor(SpanProcessor):
             with internal("processor.start_hook"):
                 hook(span, parent_context)
         with internal("processor.on_start"):
+            self._live[span.get_span_context().span_id] = span
             attrs = _attrs_of(span)
             if not self._workers or attrs is None:
                 if self._redactor is not None:
@@ -636,6 +638,7 @@ class LiveStepProcessor(SpanProcessor):
             ctx = span.get_span_context()
             if ctx is None:
                 return
+            self._live.pop(ctx.span_id, None)
             self._enclosing.pop(ctx.span_id, None)
             start = self._open_steps.pop(ctx.span_id, None)
             attrs = _attrs_of(span)
@@ -682,10 +685,29 @@ class LiveStepProcessor(SpanProcessor):
             ok = w.flush(deadline) and ok
         return ok
 
+    def end_open_spans(self) -> int:
+        """End every span still open, newest first; steps among them as abandoned (status unset,
+        `massgen.abandoned`). Tracing is stopping (the program is exiting) while they run: a stream the
+        program stopped reading but still holds, a daemon thread mid-run. Unended, they would reach
+        neither the sinks nor the exporters. Returns how many were ended."""
+        ended = 0
+        for span in reversed(list(self._live.values())):
+            with internal("processor.end_open_spans"):
+                if span.end_time is not None:
+                    continue
+                attrs = _attrs_of(span)
+                if attrs is not None and c.STEP_KIND in attrs:
+                    span.set_attribute(c.ABANDONED, True)
+                span.end()
+                ended += 1
+        return ended
+
     def shutdown(self) -> None:
         if self._shut:
             return
         self._shut = True
+        with internal("processor.end_open_spans"):
+            self.end_open_spans()  # first: their end records and spans still have somewhere to go
         with internal("processor.shutdown"):
             deadline = time.monotonic() + self._shutdown_timeout
             # All sinks drain in parallel, so one hung sink cannot eat the others' share of the budget.

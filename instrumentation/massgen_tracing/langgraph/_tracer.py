@@ -444,7 +444,8 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                     self._finish(step, span, run)
                     if abandoned:
                         span.set_attribute(c.ABANDONED, True)
-        span.end(end_time=end_time)
+            span.end(end_time=end_time)
+        # else: already ended as abandoned when tracing stopped (the program exited) while it ran
 
     def _finish(self, step: _Step, span: Span, run: Run) -> None:
         kind = step.kind

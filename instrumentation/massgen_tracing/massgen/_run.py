@@ -219,6 +219,8 @@ def _end_stand_in(span: Any, error: BaseException | None) -> None:
     if span is None:
         return
     with internal("massgen.stand_in_end"):
+        if not span.is_recording():  # already ended as abandoned: tracing stopped while it ran
+            return
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()

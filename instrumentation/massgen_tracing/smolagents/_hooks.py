@@ -85,6 +85,8 @@ class Hooks:
     @guarded("smolagents.finish")
     def _finish(self, active: Active, result: Any) -> None:
         span = active.span
+        if not span.is_recording():  # already ended as abandoned: tracing stopped (the program exited)
+            return
         with internal("smolagents.end_attributes"):
             span.set_attributes(self.content.mask(active.end_attrs(active, result)))
         if active.error is None:
@@ -96,6 +98,8 @@ class Hooks:
     @guarded("smolagents.fail")
     def _fail(self, active: Active, exc: BaseException) -> None:
         span = active.span
+        if not span.is_recording():  # already ended as abandoned: tracing stopped (the program exited)
+            return
         with internal("smolagents.fail_attributes"):
             span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
             if active.kind == "action" and (line := a.code_error_line(exc)) is not None:
@@ -109,6 +113,8 @@ class Hooks:
         # The step's generator was closed before it finished: by the program (abandoned, status UNSET),
         # or by smolagents itself (below).
         span = active.span
+        if not span.is_recording():  # already ended as abandoned: tracing stopped (the program exited)
+            return
         with internal("smolagents.abandon_attributes"):
             span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
         if active.kind in ("action", "planning") and active.run is not None and not active.run.closing:
