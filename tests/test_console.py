@@ -269,6 +269,29 @@ def test_abandoned_steps_end_with_the_stop_symbol_not_a_tick() -> None:
     )
 
 
+def test_every_step_above_model_calls_shows_their_sum_though_a_run_reports_only_its_own_agents() -> None:
+    # A smolagents run's own usage covers its own agent's model calls, not a managed agent's: shown as
+    # is, the run showed fewer tokens than the action steps inside it.
+    tok = lambda i, o: {c.GEN_AI_INPUT_TOKENS: i, c.GEN_AI_OUTPUT_TOKENS: o}  # noqa: E731
+    run = start("r1", None, 0, "smolagents", "run", "boss")
+    act = start("a1", "r1", 1, "smolagents", "action", "boss", index=1)
+    llm = start("l1", "a1", 2, "smolagents", "llm", "m")
+    tool = start("t1", "a1", 4, "smolagents", "tool", "helper")
+    sub = start("r2", "t1", 5, "smolagents", "run", "helper")
+    sub_llm = start("l2", "r2", 6, "smolagents", "llm", "m")
+    records = [run, act, llm, end(llm, 3, attrs=tok(100, 5)), tool, sub, sub_llm,
+               end(sub_llm, 7, attrs=tok(40, 2)), end(sub, 8, attrs=tok(40, 2)), end(tool, 9),
+               end(act, 10), end(run, 11, attrs=tok(100, 5))]
+    assert [line.strip().split(" ", 1)[1] for line in plain(records).splitlines() if "✓" in line] == [
+        "llm m 1ms in=100 out=5",
+        "llm m 1ms in=40 out=2",
+        "smolagents run helper 3ms 1 step in=40 out=2",
+        "tool helper 5ms in=40 out=2",
+        "action boss #1 9ms in=140 out=7",
+        "smolagents run boss 11ms 5 steps in=140 out=7",
+    ]
+
+
 def test_odd_records_never_raise_and_still_print_a_line() -> None:
     run = start("r1", None, 0, "langgraph", "run", "graph")
     records = [

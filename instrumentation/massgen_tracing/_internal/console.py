@@ -122,10 +122,12 @@ class StepNode:
 
     @property
     def tokens(self) -> tuple[int | None, int | None]:
-        """The step's own token usage where reported, else the sum over its llm steps."""
-        if self.input_tokens is not None or self.output_tokens is not None:
-            return self.input_tokens, self.output_tokens
-        return self.sum_input_tokens, self.sum_output_tokens
+        """A model call's own token usage; for any other step the sum over the model calls below it
+        (managed agents' included), or its own figures when none below reported any. (A smolagents run
+        reports only its own agent's calls: shown as is, a run showed fewer tokens than its steps.)"""
+        if self.kind != "llm" and (self.sum_input_tokens is not None or self.sum_output_tokens is not None):
+            return self.sum_input_tokens, self.sum_output_tokens
+        return self.input_tokens, self.output_tokens
 
     def elapsed_ns(self, now_ns: int) -> int:
         end = self.end_ns if self.end_ns is not None else now_ns
