@@ -335,3 +335,16 @@ def test_a_stream_the_program_stopped_reading_but_still_holds_is_ended_abandoned
     name = {"smolagents": "smolagents run ToolCallingAgent", "langgraph": "langgraph run held"}[framework]
     assert last.startswith(f"⏹ {name} ") and last.endswith(" abandoned"), out.stderr
     assert "ended span" not in out.stderr  # the framework's own late end finds the span ended: no SDK warning
+
+
+@pytest.mark.parametrize("env", [{"MASSGEN_TRACING": "maybe"},
+                                 {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "fancy"}])
+def test_with_stderr_closed_our_messages_never_land_in_the_programs_stdout(tmp_path, env):
+    # `2>&-` leaves Python with sys.stderr None: print(file=sys.stderr) then writes to stdout, and the
+    # .pth line's write raised (a 27-line traceback before the program's own output).
+    script = tmp_path / "app.py"
+    script.write_text(ONE_NODE_GRAPH)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MASSGEN_TRACING"))}
+    out = subprocess.run(["bash", "-c", f'"{sys.executable}" app.py 2>&-'], env={**clean, **env},
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (0, "{'x': 2}\n")

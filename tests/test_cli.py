@@ -154,3 +154,24 @@ def test_doctor_reports_origins_and_whether_the_endpoint_answers(tmp_path):
             in bad.stdout.splitlines())
     assert ("  ! massgen-tracing: MASSGEN_TRACING_QUEUE_SIZE='x' is not valid: expected a whole number >= 1; "
             "using 10000." in bad.stdout.splitlines())
+
+
+def test_bad_arguments_get_one_message_naming_them_and_no_traceback(tmp_path):
+    record = tmp_path / "r.jsonl"
+    record.write_text("")
+    cases = {
+        ("replay", str(tmp_path)): f"massgen-trace replay: {tmp_path} is a directory, not a JSONL record\n",
+        ("replay", str(record), "--speed", "0"):
+            "argument --speed: '0' is not a positive finite number (times the recorded pace)",
+        ("replay", str(record), "--speed", "nan"):
+            "argument --speed: 'nan' is not a positive finite number (times the recorded pace)",
+        ("demo", "--pace", "-1"): "argument --pace: '-1' is not a non-negative finite number (seconds)",
+        ("demo", "--console", "fancy"): "argument --console: invalid choice: 'fancy'",
+        ("demo", "--file", str(tmp_path)):
+            f"massgen-trace demo: --file {tmp_path} is a directory; give a file path for the JSONL record\n",
+    }
+    for argv, message in cases.items():
+        out = subprocess.run([*CLI, *argv], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                             timeout=60)
+        assert (argv, out.returncode, message in out.stderr, "Traceback" in out.stderr) == (argv, 2, True, False), (
+            out.stderr)

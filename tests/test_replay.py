@@ -66,7 +66,7 @@ def test_replay_skips_a_torn_last_line_from_a_path_or_a_stream() -> None:
 
 
 def test_replay_rejects_a_speed_that_is_not_positive() -> None:
-    with pytest.raises(ValueError, match="replay speed must be a positive number or None, not 0"):
+    with pytest.raises(ValueError, match="replay speed must be a positive finite number or None, not 0"):
         replay(SMOLAGENTS, Collect().sink, speed=0)
 
 
@@ -114,3 +114,20 @@ def test_summary_of_a_recording_cut_short_says_unfinished() -> None:
 
 def test_summary_of_an_empty_recording_says_so() -> None:
     assert summarize([]) == "no runs recorded"
+
+
+def test_lines_that_are_json_but_no_record_are_skipped_like_torn_ones() -> None:
+    good = LANGGRAPH.read_text(encoding="utf-8").splitlines()
+    odd = ["[1, 2]", '"text"', "null", "123", '{"v": 1, "type": "start", "time_ns": 1e400, "trace_id": "t", '
+           '"span_id": "s"}']
+    stream = io.StringIO("\n".join([good[0], *odd, *good[1:]]) + "\n")
+    assert [r.to_dict() for r in load(stream)] == [r.to_dict() for r in load(LANGGRAPH)]
+
+
+def test_idle_time_between_sessions_appended_to_one_file_is_replayed_as_two_seconds() -> None:
+    first, second = load(SMOLAGENTS)[:2]
+    second.time_ns = first.time_ns + 360 * 1_000_000_000  # the next program run, six minutes later
+    stream = io.StringIO(first.to_json() + "\n" + second.to_json() + "\n")
+    sleeps: list[float] = []
+    assert replay(stream, Collect().sink, sleep=sleeps.append) == 2
+    assert sleeps == [2.0]

@@ -46,6 +46,13 @@ def test_the_specific_otlp_variable_wins_over_the_generic_and_phoenix_ones():
         ("MASSGEN_TRACING_REDACT", "maybe",
          "massgen-tracing: MASSGEN_TRACING_REDACT='maybe' is not valid: expected one of 1, true, yes, on, 0, false, "
          "no, off; using true."),
+        # Not a budget at all: nan compared false with everything and lost records, inf overflowed at exit.
+        ("MASSGEN_TRACING_SHUTDOWN_TIMEOUT", "nan",
+         "massgen-tracing: MASSGEN_TRACING_SHUTDOWN_TIMEOUT='nan' is not valid: expected a finite number >= 0; "
+         "using 0.5."),
+        ("MASSGEN_TRACING_SHUTDOWN_TIMEOUT", "inf",
+         "massgen-tracing: MASSGEN_TRACING_SHUTDOWN_TIMEOUT='inf' is not valid: expected a finite number >= 0; "
+         "using 0.5."),
         ("MASSGEN_TRACING_REDACT_PATTERNS", "([",
          "massgen-tracing: MASSGEN_TRACING_REDACT_PATTERNS='([' is not valid: expected a valid regular expression; "
          "using unset."),
@@ -73,3 +80,13 @@ def test_every_generated_handbook_table_is_up_to_date():
     stale = [f for f, _ in docgen.BLOCKS.values()
              if docgen.render((docs / f).read_text(encoding="utf-8")) != (docs / f).read_text(encoding="utf-8")]
     assert stale == [], "regenerate: python -m massgen_tracing._internal.docgen"
+
+
+def test_with_no_stderr_at_all_a_bad_value_says_nothing_rather_than_write_into_stdout(monkeypatch, capsys):
+    # `2>&-` makes sys.stderr None, and print(file=None) writes to stdout: the program's own output.
+    import sys
+
+    monkeypatch.setattr(sys, "stderr", None)
+    s = st.resolve(environ={"MASSGEN_TRACING_CONSOLE": "fancy"})
+    assert capsys.readouterr().out == ""
+    assert s.values["console"].value == "auto"

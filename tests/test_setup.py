@@ -227,3 +227,29 @@ def test_spans_are_exported_at_exit_even_where_atexit_may_not_start_threads(tmp_
         assert out.returncode == 0, out.stderr
         assert out.stderr == ""
         assert [s.name for s in rx.wait_for(1, timeout=5)] == ["n"]
+
+
+def test_a_jsonl_path_under_a_file_names_the_real_reason(fresh_global, monkeypatch, capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    path = str(tmp_path / "notes.txt" / "run.jsonl")
+    monkeypatch.setenv("MASSGEN_TRACING_FILE", path)
+    monkeypatch.setenv("MASSGEN_TRACING_CONSOLE", "off")
+    assert massgen_tracing.configure(instrument=False) is not None
+    assert capsys.readouterr().err == (  # not makedirs' "File exists"
+        f"massgen-tracing: MASSGEN_TRACING_FILE={path!r} cannot be opened (a parent of the path is a file, not "
+        "a directory); no JSONL record is written.\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_stops_the_jsonl_record_with_one_line_not_an_internal_error(capsys):
+    from massgen_tracing._internal.records import StepRecord
+    from massgen_tracing._internal.sinks import JsonlSink
+
+    sink = JsonlSink("/dev/full")
+    rec = StepRecord("start", 1, "t", "s", None, "n")
+    sink.handle(rec)
+    sink.handle_batch([rec, rec])  # stopped: no second message
+    sink.close()
+    assert capsys.readouterr().err == (
+        "massgen-tracing: writing the JSONL record '/dev/full' failed (No space left on device); no more "
+        "records are written to it.\n")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from urllib.parse import urlparse
 
@@ -17,6 +18,10 @@ from urllib.parse import urlparse
 def _cmd_demo(args: argparse.Namespace) -> int:
     from massgen_tracing._internal.demo import run_demo
 
+    if args.file is not None and os.path.isdir(args.file):
+        print(f"massgen-trace demo: --file {args.file} is a directory; give a file path for the JSONL record",
+              file=sys.stderr)
+        return 2
     return int(run_demo(framework=args.framework, pace=0.0 if args.fast else args.pace, file=args.file,
                     console=args.console))
 
@@ -27,6 +32,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.file):
         print(f"massgen-trace replay: no such file: {args.file}", file=sys.stderr)
+        return 2
+    if os.path.isdir(args.file):
+        print(f"massgen-trace replay: {args.file} is a directory, not a JSONL record", file=sys.stderr)
         return 2
     if args.summary:
         print(summarize(load(args.file)))  # load() tolerates a line torn inside a UTF-8 sequence
@@ -45,6 +53,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         sink.close()
     print(f"replayed {n} records from {args.file}", file=sys.stderr)
     return 0
+
+
+def _number(name: str, *, positive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number, > 0 or >= 0; argparse names the option in its error."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a positive' if positive else 'a non-negative'} finite number ({name})")
+        return value
+
+    return parse
 
 
 def _probe_http(url: str, timeout: float) -> str:
@@ -125,23 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run a LangGraph workflow and a smolagents agent offline, traced live")
     d.add_argument("--framework", choices=("both", "langgraph", "smolagents"), default="both")
-    d.add_argument("--pace", type=float, default=0.15, help="seconds each scripted model call takes (default 0.15)")
+    d.add_argument("--pace", type=_number("seconds", positive=False), default=0.15,
+                   help="seconds each scripted model call takes (default 0.15)")
     d.add_argument("--fast", action="store_true", help="no artificial pacing")
     d.add_argument("--file", default=None,
                    help="JSONL record to write (default: MASSGEN_TRACING_FILE or ./massgen-trace-demo.jsonl)")
-    d.add_argument("--console", default=None, help="auto | live | plain | off (default: MASSGEN_TRACING_CONSOLE)")
+    d.add_argument("--console", default=None, choices=("auto", "live", "plain", "off"),
+                   help="default: MASSGEN_TRACING_CONSOLE, else auto")
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("replay", help="re-render a recorded JSONL file in the terminal")
     r.add_argument("file")
-    r.add_argument("--speed", type=float, default=1.0, help="1 = recorded pace, 2 = twice as fast")
+    r.add_argument("--speed", type=_number("times the recorded pace", positive=True), default=1.0,
+                   help="1 = recorded pace, 2 = twice as fast")
     r.add_argument("--instant", action="store_true", help="no waiting between records")
     r.add_argument("--summary", action="store_true", help="print one line per run instead")
-    r.add_argument("--console", default="auto", help="auto | live | plain")
+    r.add_argument("--console", default="auto", choices=("auto", "live", "plain", "off"))
     r.set_defaults(func=_cmd_replay)
 
     doc = sub.add_parser("doctor", help="show the effective configuration and check endpoints")
-    doc.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each endpoint")
+    doc.add_argument("--timeout", type=_number("seconds", positive=True), default=2.0,
+                     help="seconds to wait for each endpoint")
     doc.set_defaults(func=_cmd_doctor)
     return p
 

@@ -6,10 +6,12 @@ importing, so start-up stays cheap and a host that installs its own provider fir
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: see massgen_tracing/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # A framework is instrumented when the outermost import of any of its modules has finished: a hook on
 # one fixed module would fire while its importers are still half-initialised (circular-import errors).
@@ -99,6 +101,8 @@ class _PostImportFinder:
             return None
         self._busy.add(fullname)
         try:
+            import importlib.util  # here, not at start-up: it pulls in contextlib (5 ms of every start)
+
             spec = importlib.util.find_spec(fullname)
         except (ImportError, ValueError):
             return None
@@ -118,8 +122,12 @@ def _install() -> None:
     if raw.strip().lower() not in _ON:
         # The .pth file loads us for any value that does not say "off": one that says neither gets the
         # same one-line message as every other bad setting, and tracing stays off.
-        sys.stderr.write(f"massgen-tracing: MASSGEN_TRACING={raw!r} is not valid: expected one of "
-                         f"{', '.join(_ON)} (on) or {', '.join(_OFF)} (off); using off.\n")
+        if sys.stderr is not None:  # None under `2>&-`: then nobody to tell (never the program's stdout)
+            try:  # noqa: SIM105  # contextlib is one more import on every start-up
+                sys.stderr.write(f"massgen-tracing: MASSGEN_TRACING={raw!r} is not valid: expected one of "
+                                 f"{', '.join(_ON)} (on) or {', '.join(_OFF)} (off); using off.\n")
+            except Exception:  # noqa: BLE001  # a broken stderr must not break the interpreter start
+                pass
         return
     for framework in _FRAMEWORKS:
         if framework in sys.modules:  # imported before us (e.g. bootstrap imported late): act now

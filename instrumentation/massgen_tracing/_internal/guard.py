@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -23,6 +24,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 def strict() -> bool:
     # Read each time (not cached) so a test can switch it; this is one dict lookup.
     return os.environ.get("MASSGEN_TRACING_STRICT") == "1"
+
+
+def tell(message: str) -> None:
+    """One line for the user on stderr; nothing when there is no stderr (`2>&-` makes it None, and
+    `print(file=None)` would put our line into the program's stdout). Never raises."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(message + "\n")
+        stream.flush()
+    except Exception:  # noqa: BLE001  # a closed or broken stderr: nobody to tell
+        pass
 
 
 def report_internal_error(site: str, exc: BaseException) -> None:

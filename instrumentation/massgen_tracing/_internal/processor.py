@@ -317,6 +317,7 @@ class LiveStepProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._dropped_by_span: dict[str, int] = {}
         self._shut = False
+        self._forked = False
         self._start_hooks: list[Callable[[Span, Context | None], None]] = []
         # Open spans inside a step -> that step's span id (a step maps to itself), and open steps
         # -> their start record (its hex ids and parent step serve the end record too). Entries go at
@@ -333,6 +334,7 @@ class LiveStepProcessor(SpanProcessor):
 
     def _reset_lock(self) -> None:
         self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._forked = True  # a forked child: it may well leave with os._exit(), which runs no exit hook
 
     def add_start_hook(self, hook: Callable[[Span, Context | None], None]) -> None:
         """Run `hook(span, parent_context)` at every span start, before the start record is built, so
@@ -673,9 +675,10 @@ class LiveStepProcessor(SpanProcessor):
                 parent_step_id=parent_step,
             )
             self._emit(rec)
-            if parent_step is None and _in_multiprocessing_child():
-                # `with Pool() as pool:` ends in Pool.terminate(): SIGTERM to every worker, which runs no
-                # exit hook at all. Write a finished run's records before the worker's task returns.
+            if parent_step is None and (self._forked or _in_multiprocessing_child()):
+                # `with Pool() as pool:` ends in Pool.terminate(): SIGTERM to every worker, and a child of
+                # os.fork() usually leaves with os._exit(): neither runs an exit hook at all. Write a
+                # finished run's records before the child's task returns.
                 self.force_flush(_CHILD_FLUSH_MS)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -714,9 +717,11 @@ class LiveStepProcessor(SpanProcessor):
             for w in self._workers:
                 w.begin_close()
             for w in self._workers:
-                if not w.close(deadline):
+                if not w.close(deadline) and (left := w.pending()):
+                    # Its thread may still deliver them before the process is gone: "waiting", not "lost".
                     logger.warning("massgen-tracing: sink %s did not finish within %.1fs at shutdown; "
-                                   "%d records were not delivered", w.name, self._shutdown_timeout, w.pending())
+                                   "%d records were still waiting for it and may be lost", w.name,
+                                   self._shutdown_timeout, left)
             dropped = {w.name: w.dropped for w in self._workers if w.dropped}
             if dropped:
                 logger.warning("massgen-tracing: event records dropped because a sink fell behind: %s "

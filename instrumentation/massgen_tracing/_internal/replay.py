@@ -5,6 +5,7 @@ Backs `massgen-trace replay` (and `--summary`); a torn last line is skipped by `
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -14,6 +15,8 @@ from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.console import StepNode, StepTree, format_duration, format_tokens
 from massgen_tracing._internal.records import StepRecord
 from massgen_tracing._internal.sinks import Sink, read_jsonl
+
+MAX_GAP_NS = 2_000_000_000  # longer quiet spells in a recording are replayed as 2 s (at speed 1)
 
 
 def load(path_or_stream: str | os.PathLike[str] | IO[str]) -> list[StepRecord]:
@@ -36,13 +39,14 @@ def replay(
 
     Returns the number of records fed. The sink is not closed: the caller owns it.
     """
-    if speed is not None and not speed > 0:
-        raise ValueError(f"replay speed must be a positive number or None, not {speed!r}")
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        raise ValueError(f"replay speed must be a positive finite number or None, not {speed!r}")
     records = load(path_or_stream)
     latest: int | None = None
     for record in records:
         if speed is not None and latest is not None and record.time_ns > latest:
-            sleep((record.time_ns - latest) / 1e9 / speed)
+            # A file appended by several program runs holds their idle time between them too.
+            sleep(min(record.time_ns - latest, MAX_GAP_NS) / 1e9 / speed)
         # Records of interleaved runs need not be in time order; wait only when time moves forward.
         if latest is None or record.time_ns > latest:
             latest = record.time_ns

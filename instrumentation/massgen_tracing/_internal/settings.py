@@ -6,12 +6,14 @@ allowed and what is used instead. The handbook's configuration table is generate
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from massgen_tracing._internal.guard import tell
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -102,7 +104,7 @@ def _allowed(s: Setting) -> str:
     if s.kind == "int":
         return f"a whole number >= {int(s.minimum or 0)}"
     if s.kind == "float":
-        return f"a number >= {s.minimum or 0}"
+        return f"a finite number >= {s.minimum or 0}"
     if s.kind == "regex":
         return "a valid regular expression"
     if s.kind == "url":
@@ -125,7 +127,7 @@ def _parse(s: Setting, raw: Any) -> Any:
             num: float = int(str(raw).strip()) if s.kind == "int" else float(str(raw).strip())
         except ValueError:
             raise _Invalid from None
-        if s.minimum is not None and num < s.minimum:
+        if not math.isfinite(num) or (s.minimum is not None and num < s.minimum):  # nan/inf: no budget at all
             raise _Invalid
         return num
     if s.kind == "choice":
@@ -198,7 +200,7 @@ def resolve(
             if report is not None:
                 report(msg)
             else:
-                print(msg, file=sys.stderr)
+                tell(msg)
     return out
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from massgen_tracing._internal.guard import internal, weak_hook
+from massgen_tracing._internal.guard import internal, tell, weak_hook
 from massgen_tracing._internal.settings import Settings, resolve
 from massgen_tracing._internal.sinks import Sink
 
@@ -181,9 +181,15 @@ def _default_sinks(settings: Settings) -> list[Sink]:
         try:
             sinks.append(JsonlSink(path))
         except OSError as exc:
-            print(f"massgen-tracing: MASSGEN_TRACING_FILE={path!r} cannot be opened ({exc.strerror}); "
-                  "no JSONL record is written.", file=sys.stderr)
+            tell(f"massgen-tracing: MASSGEN_TRACING_FILE={path!r} cannot be opened ({_why(exc, path)}); "
+                 "no JSONL record is written.")
     return sinks
+
+
+def _why(exc: OSError, path: str) -> str:
+    if isinstance(exc, FileExistsError) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return "a parent of the path is a file, not a directory"  # what makedirs meant by "File exists"
+    return exc.strerror or str(exc)
 
 
 def _program_name() -> str:

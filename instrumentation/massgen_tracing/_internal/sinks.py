@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Protocol, runtime_checkable
 
-from massgen_tracing._internal.guard import internal
+from massgen_tracing._internal.guard import internal, tell
 from massgen_tracing._internal.records import StepRecord
 
 
@@ -73,9 +73,15 @@ class JsonlSink:
             if self._fd < 0:
                 return
             view = memoryview(data)
-            while view:  # os.write may write less than asked on pipes or full disks
-                n = os.write(self._fd, view)
-                view = view[n:]
+            try:
+                while view:  # os.write may write less than asked on pipes or full disks
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as exc:  # a full disk, an I/O error: the user's problem to fix, not our bug
+                tell(f"massgen-tracing: writing the JSONL record {self.path!r} failed "
+                     f"({exc.strerror or exc}); no more records are written to it.")
+                os.close(self._fd)
+                self._fd = -1
 
     def close(self) -> None:
         with self._lock:
@@ -97,7 +103,9 @@ def read_jsonl(stream: IO[str]) -> list[StepRecord]:
         if not line:
             continue
         try:
-            out.append(StepRecord.from_dict(json.loads(line)))
-        except (ValueError, KeyError, TypeError):
+            obj = json.loads(line)
+            if isinstance(obj, dict):  # a line of valid JSON that is no record (`[1, 2]`, `null`): skipped
+                out.append(StepRecord.from_dict(obj))
+        except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: a time of 1e400
             continue
     return out
