@@ -227,7 +227,7 @@ def test_plain_lines_of_concurrent_runs_carry_a_short_run_tag() -> None:
         "[aaaa11]   ▶ node agent #1\n"
         "[aaaa11]   ✓ node agent #1 1ms\n"
         "[aaaa11] ✓ langgraph run first 4ms 1 step\n"
-        "✓ langgraph run second 4ms\n"
+        "[bbbb22] ✓ langgraph run second 4ms\n"  # once runs overlapped, every line names its run
     )
 
 

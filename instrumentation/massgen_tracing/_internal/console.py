@@ -644,6 +644,7 @@ class PlainConsoleSink:
         self._tree = StepTree(clock=self._clock)
         self._lock = threading.Lock()
         self._broken = False
+        self._tagging = False  # runs have overlapped: every line names its run
         encoding = getattr(stream, "encoding", None)
         self._encoding = encoding if isinstance(encoding, str) else "utf-8"
         self._sym = symbols_for(self._encoding)
@@ -676,9 +677,12 @@ class PlainConsoleSink:
             t = record.time_ns if isinstance(record.time_ns, int) and record.time_ns > 0 else self._clock()
             parts.append(_local_time(t) + " ")
         root = node.root
-        runs = self._tree.running_roots_count() + (0 if root.status == "running" else 1)
-        if runs > 1:
-            # Several runs at once interleave their lines; a short run tag keeps them apart for grep.
+        if not self._tagging and self._tree.running_roots_count() + (root.status != "running") > 1:
+            # Several runs at once interleave their lines; a short run tag keeps them apart for grep. From
+            # then on every line has one: a run's lines tagged only while another was running read as
+            # belonging to whichever run was tagged last.
+            self._tagging = True
+        if self._tagging:
             parts.append(f"[{root.span_id[:6]}] ")
         parts.append("  " * node.depth)
         if record.type == "start":
