@@ -161,7 +161,8 @@ class _TimedPlainSink:
 def latency_busy(runs: int) -> dict[str, Any]:
     """The same latency while the program keeps the CPU busy: instant-model LangGraph ReAct runs back to
     back, the default pipeline (redaction, plain lines). Records then wait for the GIL, and the sink
-    thread looks for them every 10 ms instead of 2 (`_POLL_BUSY_S`) so as to take it less often."""
+    thread looks for them every 10, then 50 ms instead of 2 (`_POLL_MID_S`, `_POLL_BUSY_S`) so as to
+    take it less often."""
     import workloads  # bench/workloads.py
 
     with open(os.devnull, "w", encoding="utf-8") as devnull:

@@ -478,11 +478,13 @@ def test_a_sink_failing_to_renew_its_locks_in_a_forked_child_still_gets_the_chil
 class _Clock:
     def __init__(self) -> None:
         self.wall = 100.0
-        self.cpu = 5.0
+        self.cpu = 5.0  # the whole process's CPU time
+        self.own = 1.0  # the sink thread's own
 
-    def advance(self, wall: float, cpu: float) -> None:
+    def advance(self, wall: float, cpu: float, own: float = 0.0) -> None:
         self.wall += wall
-        self.cpu += cpu
+        self.cpu += cpu + own
+        self.own += own
 
 
 def test_a_sink_thread_looks_less_often_while_the_program_keeps_the_cpu_busy(monkeypatch):
@@ -492,13 +494,20 @@ def test_a_sink_thread_looks_less_often_while_the_program_keeps_the_cpu_busy(mon
     clock = _Clock()
     monkeypatch.setattr(p.time, "monotonic", lambda: clock.wall)
     monkeypatch.setattr(p.time, "process_time", lambda: clock.cpu)
+    monkeypatch.setattr(p.time, "thread_time", lambda: clock.own)
     paces = []
-    for wall, cpu in [(0, 0), (0.002, 0.0019), (0.010, 0.006), (0.010, 0.004), (0.002, 0.0002)]:
-        clock.advance(wall, cpu)
+    # (wall, the program's CPU, the sink thread's own CPU) since the last look
+    for wall, cpu, own in [(0, 0, 0), (0.002, 0.0019, 0), (0.010, 0.006, 0), (0.010, 0.009, 0),
+                           (0.050, 0.04, 0), (0.002, 0.0002, 0),
+                           (0.002, 0.0002, 0.0018), (0.002, 0.0015, 0)]:
+        clock.advance(wall, cpu, own)
         worker._pace()
         paces.append(worker._poll_s)
-    # First look after a quiet spell: quick. Then by the program's CPU share since the last look.
-    assert paces == [p._POLL_S, p._POLL_BUSY_S, p._POLL_BUSY_S, p._POLL_S, p._POLL_S]
+    # First look after a quiet spell: quick. Then by the program's CPU share since the last look: busy
+    # looks in a row step up to the longest wait; one quiet look goes back to the shortest. The sink's own
+    # work is not the program being busy.
+    assert paces == [p._POLL_S, p._POLL_MID_S, p._POLL_MID_S, p._POLL_BUSY_S, p._POLL_BUSY_S, p._POLL_S,
+                     p._POLL_S, p._POLL_MID_S]
     monkeypatch.undo()
     worker.close(time.monotonic() + 2)
 

@@ -34,9 +34,13 @@ _POLL_S = 0.002
 # the GIL anyway; look every _POLL_BUSY_S instead, in fewer, bigger batches. A sink thread starts each
 # batch cold (its code and the records are in the other core's caches): a ReAct run's lines cost it
 # ~32 us a record in 10 ms batches (4-6 records), ~17 us in 50 ms ones (15-40), and no less at 100 ms.
-# Nobody sees 50 ms on a terminal (the live view redraws every 125 ms).
+# Nobody sees 50 ms on a terminal (the live view redraws every 125 ms). The step there goes through
+# _POLL_MID_S: a program that is busy only now and then (a paced one near the line) keeps its records
+# within ~10 ms; _POLL_BUSY_S comes after _BUSY_STREAK busy looks in a row.
+_POLL_MID_S = 0.010
 _POLL_BUSY_S = 0.050
 _BUSY = 0.5
+_BUSY_STREAK = 3
 
 
 _CHILD_FLUSH_MS = 1000
@@ -108,7 +112,8 @@ class _SinkWorker:
         # a batch, and then wants the GIL the waiting program holds: a convoy on every busy look).
         self._sleeping = False
         self._poll_s = _POLL_S
-        self._looked: tuple[float, float] | None = None  # (monotonic, process CPU time) at the last look
+        self._looked: tuple[float, float] | None = None  # (monotonic, program CPU time) at the last look
+        self._busy_looks = 0  # looks in a row that found the program keeping the CPU busy
         self._closing = False
         self._closed = threading.Event()
         self.delivered = 0
@@ -136,7 +141,7 @@ class _SinkWorker:
         self._open_delta.clear()
         self._events_queued = self._inflight = self._flushers = 0
         self._busy = self._polling = self._sleeping = False
-        self._poll_s, self._looked = _POLL_S, None
+        self._poll_s, self._looked, self._busy_looks = _POLL_S, None, 0
         if self._closing:
             return
         self._closed = threading.Event()
@@ -253,16 +258,23 @@ class _SinkWorker:
             self._closed.set()
 
     def _pace(self) -> None:
-        """Choose how long to wait before the next look: `_POLL_BUSY_S` if the program kept the CPU busy
-        since the last look, else `_POLL_S`. The first look after a quiet spell always uses `_POLL_S`."""
-        now = (time.monotonic(), time.process_time())
+        """Choose how long to wait before the next look: `_POLL_S`, or while the program keeps the CPU
+        busy `_POLL_MID_S`, then `_POLL_BUSY_S` once it has for `_BUSY_STREAK` looks in a row. The first
+        look after a quiet spell always uses `_POLL_S`."""
+        # The program's CPU time: the process's, less this thread's own (formatting lines is not the
+        # program being busy; counted, it tipped a paced program over the line).
+        now = (time.monotonic(), time.process_time() - time.thread_time())
         last, self._looked = self._looked, now
         if last is None:
-            self._poll_s = _POLL_S
+            self._poll_s, self._busy_looks = _POLL_S, 0
             return
         wall = now[0] - last[0]
         busy = wall > 0 and (now[1] - last[1]) >= _BUSY * wall
-        self._poll_s = _POLL_BUSY_S if busy else _POLL_S
+        self._busy_looks = self._busy_looks + 1 if busy else 0
+        if not busy:
+            self._poll_s = _POLL_S
+        else:
+            self._poll_s = _POLL_BUSY_S if self._busy_looks >= _BUSY_STREAK else _POLL_MID_S
 
     def flush(self, deadline: float) -> bool:
         with self._cond:
