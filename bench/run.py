@@ -104,7 +104,8 @@ def per_span_cost(rounds: int, n: int) -> dict[str, Any]:
         return tp
 
     kinds = ["sdk only", "live", "live+redact"]
-    tracers = {k: provider(k).get_tracer("bench") for k in kinds}
+    providers = {k: provider(k) for k in kinds}
+    tracers = {k: tp.get_tracer("bench") for k, tp in providers.items()}
     per: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(rounds):
         for k in kinds:
@@ -114,6 +115,8 @@ def per_span_cost(rounds: int, n: int) -> dict[str, Any]:
                 with tracer.start_as_current_span("agent", attributes=attrs) as span:
                     span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: "tok"})
             per[k].append((time.perf_counter() - t0) / n * 1e6)
+    for tp in providers.values():  # no sink threads left behind to run during the latency measurement
+        tp.shutdown()
     med = {k: min(v) for k, v in per.items()}  # best round, as for the workloads below
     return {
         "us_per_span": {k: round(v, 2) for k, v in med.items()},
