@@ -618,15 +618,23 @@ def _screen(raw: str) -> str:
     return "\n".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", ln.rsplit("\r", 1)[-1]) for ln in lines)
 
 
+def _live_on(tty: Any, monkeypatch: pytest.MonkeyPatch, refresh_per_second: float) -> LiveConsoleSink:
+    """A live sink drawing on `tty`, the program's stdout being that same terminal; started by a record."""
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", tty)
+    sink = LiveConsoleSink(Console(file=tty, width=100, force_terminal=True, color_system=None),
+                           refresh_per_second=refresh_per_second)
+    sink.handle(smolagents_run()[0])
+    return sink
+
+
 def test_the_programs_stdout_on_the_same_terminal_is_shown_exactly_above_the_live_region(
         terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     master, tty = terminal
-    monkeypatch.setattr(sys, "stdout", tty)
-    sink = LiveConsoleSink(Console(file=tty, width=100, force_terminal=True, color_system=None),
-                           refresh_per_second=50)
-    sink.handle(smolagents_run()[0])
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
     assert sys.stdout is not tty  # taken over: the region redraws below the program's lines
     # Text rich would read as markup or emoji codes; a flushed partial line; write()'s return value.
     sys.stdout.write("[red]partial[/red] :thumbs_up:")
@@ -646,16 +654,10 @@ def test_the_programs_stdout_on_the_same_terminal_is_shown_exactly_above_the_liv
 
 def test_a_program_printing_thousands_of_lines_redraws_the_live_region_a_few_times_not_per_line(
         terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import threading as th
-
     master, tty = terminal
-    monkeypatch.setattr(sys, "stdout", tty)
-    sink = LiveConsoleSink(Console(file=tty, width=100, force_terminal=True, color_system=None),
-                           refresh_per_second=8)
-    sink.handle(smolagents_run()[0])
+    sink = _live_on(tty, monkeypatch, refresh_per_second=8)
     received: list[str] = []
-    reader = th.Thread(target=lambda: received.append(_read(master)))  # keep the pty from filling up
+    reader = threading.Thread(target=lambda: received.append(_read(master)))  # keep the pty from filling up
     reader.start()
     for i in range(3000):
         print(f"line {i}")

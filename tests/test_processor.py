@@ -729,3 +729,22 @@ def test_a_child_of_os_fork_that_leaves_with_os_exit_has_written_its_finished_ru
         seen = sorted((r.type, r.span_name) for r in read_jsonl(fh))
     assert seen == sorted([(t, n) for i in range(5) for t, n in
                            [("start", f"run{i}"), ("start", "node"), ("end", "node"), ("end", f"run{i}")]])
+
+
+def test_a_failing_redaction_of_streamed_text_hides_it_and_the_program_goes_on(monkeypatch):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], redactor=BrokenRedactor())
+    pieces = ["the key ", "sk-proj-", "A1b2C3d4E5f6G7h8I9 ", "done now ok"]
+    with tracer.start_as_current_span("llm", attributes=step("llm", "m")) as span:
+        for piece in pieces:
+            span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: piece, c.DELTA_COUNT: 1})
+    assert proc.force_flush(2000)
+    (exported,) = exporter.get_finished_spans()
+    # Shown when due (all of it at once, as nothing can be masked), the rest at the end: never in clear.
+    assert [(e.attributes[c.DELTA_TEXT], e.attributes[c.DELTA_COUNT]) for e in exported.events] == [
+        ("[REDACTED:redaction failed]", 3), ("[REDACTED:redaction failed]", 1)]
+    # (the sink may get the two merged into one record)
+    assert "".join(r.attributes[c.DELTA_TEXT] for r in sink.records if r.type == "event") == (
+        "[REDACTED:redaction failed]" * 2)
+    proc.shutdown()

@@ -52,9 +52,12 @@ def _in_multiprocessing_child() -> bool:
     return mp is not None and mp.parent_process() is not None
 
 
+_REDACTION_FAILED = "[REDACTED:redaction failed]"
+
+
 def _mask_all(attrs: Any) -> dict[str, Any]:
     """When redaction itself fails, hide every string rather than risk exporting a secret."""
-    return {k: "[REDACTED:redaction failed]" if isinstance(v, (str, tuple, list)) else v for k, v in attrs.items()}
+    return {k: _REDACTION_FAILED if isinstance(v, (str, tuple, list)) else v for k, v in attrs.items()}
 
 
 class _HeldText:
@@ -441,13 +444,13 @@ class LiveStepProcessor(SpanProcessor):
             with internal("processor.start_hook"):
                 hook(span, parent_context)
         with internal("processor.on_start"):
-            self._live[span.get_span_context().span_id] = span
+            ctx = span.get_span_context()
+            self._live[ctx.span_id] = span
             attrs = _attrs_of(span)
             if not self._workers or attrs is None:
                 if self._redactor is not None:
-                    self._hook_events(span, None)
+                    self._hook_events(span, ctx.span_id, None)
                 return
-            ctx = span.get_span_context()
             parent = span.parent
             # The nearest step enclosing this span: what a step record calls its parent step.
             enclosing = self._enclosing.get(parent.span_id) if parent is not None else None
@@ -455,7 +458,7 @@ class LiveStepProcessor(SpanProcessor):
                 if enclosing is not None:  # children of this span are inside that step too
                     self._enclosing[ctx.span_id] = enclosing
                 if self._redactor is not None:
-                    self._hook_events(span, None)
+                    self._hook_events(span, ctx.span_id, None)
                 return
             self._enclosing[ctx.span_id] = ctx.span_id
             parent_step = _hex_span(enclosing) if enclosing is not None else None
@@ -477,10 +480,10 @@ class LiveStepProcessor(SpanProcessor):
                 parent_step_id=parent_step,
             )
             self._open_steps[ctx.span_id] = rec
-            self._hook_events(span, rec)
+            self._hook_events(span, ctx.span_id, rec)
             self._emit(rec)
 
-    def _hook_events(self, span: Span, start: StepRecord | None) -> None:
+    def _hook_events(self, span: Span, span_id: int, start: StepRecord | None) -> None:
         """Every span event passes through here at the moment it is added (SDK has no event hook).
 
         Overrides `_add_event` on this span instance only: `add_event` and `record_exception` both
@@ -488,7 +491,6 @@ class LiveStepProcessor(SpanProcessor):
         """
         original = span._add_event
         processor = self
-        span_id = span.get_span_context().span_id
 
         def deliver(event: Event) -> None:
             original(event)
@@ -543,45 +545,43 @@ class LiveStepProcessor(SpanProcessor):
         held = self._held.pop(span_id, None)
         text = held.text + piece if held is not None else piece
         chunks += held.chunks if held is not None else 0
-        try:
-            cut = stable_end(text)
-            if cut:
-                # Nor may the cut fall inside a secret already complete: both halves would miss it.
-                found = red.spans(text)
-                moved = True
-                while moved and cut:
-                    moved = False
-                    for begin, end in found:
-                        if begin < cut < end:
-                            cut, moved = begin, True
-            if cut:
-                shown = Event(c.EVENT_DELTA, {c.DELTA_TEXT: red.redact(text[:cut]), c.DELTA_COUNT: chunks},
-                              event.timestamp)
-        except Exception as exc:  # never raise into the host, never leak either
-            if strict():
-                raise
-            report_internal_error("processor.delta redaction", exc)
-            cut = len(text)
-            shown = Event(c.EVENT_DELTA, {c.DELTA_TEXT: "[REDACTED:redaction failed]", c.DELTA_COUNT: chunks},
-                          event.timestamp)
+        cut, shown = -1, ""
+        with internal("processor.delta redaction"):
+            stable = self._stable_cut(text, red)
+            shown = red.redact(text[:stable]) if stable else ""
+            cut = stable
+        if cut < 0:  # our own failure: hide all of it rather than risk a secret
+            cut, shown = len(text), _REDACTION_FAILED
         if cut < len(text):
             self._held[span_id] = _HeldText(text[cut:], 0 if cut else chunks, event.timestamp)
         if cut:
-            deliver(shown)
+            deliver(Event(c.EVENT_DELTA, {c.DELTA_TEXT: shown, c.DELTA_COUNT: chunks}, event.timestamp))
         return True
+
+    @staticmethod
+    def _stable_cut(text: str, red: Redactor) -> int:
+        """Where streamed `text` can be cut now (`redact.stable_end`), moved back so as not to fall
+        inside a secret already complete: both halves would miss it."""
+        cut = stable_end(text)
+        if not cut:
+            return 0
+        found = red.spans(text)
+        moved = True
+        while moved and cut:
+            moved = False
+            for begin, end in found:
+                if begin < cut < end:
+                    cut, moved = begin, True
+        return cut
 
     def _release(self, span_id: int, red: Redactor, deliver: Callable[[Event], None]) -> None:
         """Show the streamed text held back for this span, masked as a whole."""
         held = self._held.pop(span_id, None)
         if held is None:
             return
-        try:
+        text = _REDACTION_FAILED  # unless redaction works: never the text unmasked
+        with internal("processor.delta redaction"):
             text = red.redact(held.text)
-        except Exception as exc:  # never raise into the host, never leak either
-            if strict():
-                raise
-            report_internal_error("processor.delta redaction", exc)
-            text = "[REDACTED:redaction failed]"
         deliver(Event(c.EVENT_DELTA, {c.DELTA_TEXT: text, c.DELTA_COUNT: held.chunks}, held.timestamp))
 
     def _clean_event_attrs(self, attrs: Any) -> dict[str, Any]:
@@ -637,13 +637,9 @@ class LiveStepProcessor(SpanProcessor):
         desc = status.description
         if not desc:
             return
-        try:
+        masked = _REDACTION_FAILED  # unless redaction works: never the description unmasked
+        with internal("processor.redact status"):
             masked = red.redact(desc)
-        except Exception as exc:  # never raise into the host, never leak either
-            if strict():
-                raise
-            report_internal_error("processor.redact status", exc)
-            masked = "[REDACTED:redaction failed]"
         if masked is not desc:
             span._status = Status(status.status_code, masked)
 
