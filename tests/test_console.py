@@ -216,6 +216,33 @@ def test_plain_sink_escapes_control_characters_and_truncates_long_text() -> None
     assert out.splitlines()[-1] == '  ⋯ llm m "\\x1b[31mred\\x1b[0m\\t' + "x" * 59 + '…" (7 chunks)'
 
 
+def test_a_record_the_plain_sink_fails_on_costs_its_own_line_only(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Our own failure on one record of a batch: the batch's other lines are written, the failure is
+    # logged once, nothing is raised into the sink thread (and so nothing into the program).
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    records = langgraph_run()
+    bad = records[2]
+    real_format = PlainConsoleSink.format
+
+    def failing_format(self: PlainConsoleSink, record: StepRecord, node: Any) -> str:
+        if record is bad:
+            raise RuntimeError("our bug")
+        return real_format(self, record, node)
+
+    monkeypatch.setattr(PlainConsoleSink, "format", failing_format)
+    buf = io.StringIO()
+    sink = PlainConsoleSink(buf, show_time=False)
+    with caplog.at_level("WARNING", logger="massgen_tracing"):
+        sink.handle_batch(records)
+        sink.handle_batch(records[:1])  # the sink goes on working after the failure
+    expected = LANGGRAPH_PLAIN.splitlines(keepends=True)
+    del expected[2]
+    assert buf.getvalue() == "".join(expected) + "▶ langgraph run my_graph \"what is\\nx?\"\n"
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "massgen-tracing: internal error in console.plain"]
+
+
 def test_plain_lines_of_concurrent_runs_carry_a_short_run_tag() -> None:
     a = start("aaaa1111aaaa1111", None, 0, "langgraph", "run", "first", trace="ta")
     b = start("bbbb2222bbbb2222", None, 1, "langgraph", "run", "second", trace="tb")

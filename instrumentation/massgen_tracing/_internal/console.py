@@ -104,14 +104,15 @@ class StepNode:
     chunks: int = 0
     progress: tuple[int | None, int | None, str | None] | None = None
     last_event: StepRecord | None = None  # the latest event other than deltas and progress
-    route: list[str] = field(default_factory=list)
+    route: Sequence[str] = ()  # replaced, never appended to
     dropped_events: int = 0
     last_index: int | None = None  # runs: highest step index seen among their own steps
-    # Runs and roots: steps below, by kind. Other steps share one empty Counter, never written (a Counter
-    # per step cost as much as the rest of the node): `_create` gives a step its own on its first count.
-    step_counts: Counter[str] = field(default_factory=lambda: _NO_COUNTS)
     children: list[StepNode] = field(default_factory=list)
     elided: int = 0  # finished children dropped from memory (or never shown)
+    # Runs and roots: steps below, by kind. Other steps share one empty Counter, never written (a Counter
+    # per step cost as much as the rest of the node): `_create` gives a step its own on its first count.
+    # A class attribute, not a field: a dataclass calls a default factory in every `__init__`.
+    step_counts = _NO_COUNTS
 
     @property
     def root(self) -> StepNode:
@@ -326,41 +327,47 @@ class StepTree:
 
     def feed(self, record: StepRecord) -> StepNode | None:
         """Apply one record; returns the step it concerns (None if the record is unusable)."""
+        with self._lock:
+            return self.feed_locked(record)
+
+    def feed_locked(self, record: StepRecord) -> StepNode | None:
+        """`feed`, for a caller already holding `lock` (a sink applying a batch under one acquisition)."""
         if not isinstance(record.span_id, str) or not record.span_id:
             return None
-        with self._lock:
-            t = record.time_ns if isinstance(record.time_ns, int) else 0
-            if self._latest_ns is None or t > self._latest_ns:
-                self._latest_ns = t
-            self._latest_at = self._clock()
-            node = self._nodes.get((str(record.trace_id), record.span_id))
-            if node is None:
-                node = self._create(record)
-            elif record.type == "start" and isinstance(record.attributes, dict):
-                self._identify(node, record.attributes)
-            if record.type == "event":
-                self._apply_event(node, record)
-            elif record.type == "end":
-                self._apply_end(node, record)
-            return node
+        t = record.time_ns if isinstance(record.time_ns, int) else 0
+        if self._latest_ns is None or t > self._latest_ns:
+            self._latest_ns = t
+        self._latest_at = self._clock()
+        node = self._nodes.get((str(record.trace_id), record.span_id))
+        kind = record.type
+        if node is None:
+            node = self._create(record)
+        elif kind == "start" and isinstance(record.attributes, dict):
+            self._identify(node, record.attributes)
+        if kind == "event":
+            self._apply_event(node, record)
+        elif kind == "end":
+            self._apply_end(node, record)
+        return node
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
 
     def _create(self, record: StepRecord) -> StepNode:
         a = record.attributes if isinstance(record.attributes, dict) else {}
         start = record.time_ns
         if record.type == "end" and isinstance(record.start_time_ns, int):
             start = record.start_time_ns
-        node = StepNode(
-            span_id=record.span_id,
-            trace_id=str(record.trace_id),
-            kind=_str(a.get(c.STEP_KIND)) or "step",
-            name=_str(a.get(c.STEP_NAME)) or record.span_name or "?",
-            start_ns=start if isinstance(start, int) else 0,
-        )
+        # Kind and name as placeholders: `_identify` reads both from the attributes when they are there.
+        node = StepNode(span_id=record.span_id, trace_id=str(record.trace_id), kind="step",
+                        name=record.span_name or "?", start_ns=start if isinstance(start, int) else 0)
         self._identify(node, a)
         parent = self._resolve_parent(record, node)
-        self._nodes[(node.trace_id, node.span_id)] = node
+        key = (node.trace_id, node.span_id)
+        self._nodes[key] = node
         if parent is None:
-            self._running[(node.trace_id, node.span_id)] = node
+            self._running[key] = node
             self._trace_roots.setdefault(node.trace_id, []).append(node)
         else:
             node.parent = parent
@@ -388,10 +395,10 @@ class StepTree:
             node.name = _str(v) or node.name
         if (v := get(c.FRAMEWORK)) is not None:
             node.framework = _str(v) or node.framework
-        if node.index is None:
-            node.index = _int(get(c.STEP_INDEX))
-        if node.max_steps is None:
-            node.max_steps = _int(get(c.STEP_MAX))
+        if node.index is None and (v := get(c.STEP_INDEX)) is not None:
+            node.index = _int(v)
+        if node.max_steps is None and (v := get(c.STEP_MAX)) is not None:
+            node.max_steps = _int(v)
         if (v := get(c.RUN_INPUT)) is not None:
             node.task = _str(v) or node.task
         if (v := get(c.TOOL_ARGUMENTS)) is not None:
@@ -460,13 +467,15 @@ class StepTree:
         else:
             node.status = "ok"
         node.dropped_events = record.dropped_events if isinstance(record.dropped_events, int) else 0
-        route = _str_list(a.get(c.ROUTE))
-        if route:
+        get = a.get
+        if (route := get(c.ROUTE)) is not None and (route := _str_list(route)):
             node.route = route
-        tin = _int(a.get(c.GEN_AI_INPUT_TOKENS))
-        tin = tin if tin is not None else _int(a.get(c.LLM_TOKEN_PROMPT))
-        tout = _int(a.get(c.GEN_AI_OUTPUT_TOKENS))
-        tout = tout if tout is not None else _int(a.get(c.LLM_TOKEN_COMPLETION))
+        # Absent keys skipped before any conversion: most steps carry no token counts at all.
+        tin = tout = None
+        if (v := get(c.GEN_AI_INPUT_TOKENS)) is not None or (v := get(c.LLM_TOKEN_PROMPT)) is not None:
+            tin = _int(v) if _int(v) is not None else _int(get(c.LLM_TOKEN_PROMPT))
+        if (v := get(c.GEN_AI_OUTPUT_TOKENS)) is not None or (v := get(c.LLM_TOKEN_COMPLETION)) is not None:
+            tout = _int(v) if _int(v) is not None else _int(get(c.LLM_TOKEN_COMPLETION))
         node.input_tokens, node.output_tokens = tin, tout
         if node.kind == "llm":
             anc = node.parent
@@ -658,14 +667,20 @@ class PlainConsoleSink:
         """Lines for all of `records`, written with one write and one flush: each write lets the
         program's thread take the GIL back, so a burst costs one hand-over rather than one per line."""
         lines: list[str] = []
+        tree = self._tree
         with self._lock:
             if self._broken:
                 return
-            for record in records:
-                with guard.internal("console.plain"):
-                    node = self._tree.feed(record)
-                    if node is not None:
-                        lines.append(self.format(record, node))
+            with tree.lock:  # once per batch, not per record
+                for record in records:
+                    try:  # per record: one bad record costs its own line only
+                        node = tree.feed_locked(record)
+                        if node is not None:
+                            lines.append(self.format(record, node))
+                    except Exception as exc:  # `guard.internal` inlined: its object and calls, once per record
+                        if guard.strict():
+                            raise
+                        guard.report_internal_error("console.plain", exc)
             if lines:
                 self._write("\n".join(lines))
 
@@ -676,8 +691,10 @@ class PlainConsoleSink:
         if self._show_time:
             t = record.time_ns if isinstance(record.time_ns, int) and record.time_ns > 0 else self._clock()
             parts.append(_local_time(t) + " ")
-        root = node.root
-        if not self._tagging and self._tree.running_roots_count() + (root.status != "running") > 1:
+        root = node
+        while root.parent is not None:
+            root = root.parent
+        if not self._tagging and len(self._tree._running) + (root.status != "running") > 1:  # lock held
             # Several runs at once interleave their lines; a short run tag keeps them apart for grep. From
             # then on every line has one: a run's lines tagged only while another was running read as
             # belonging to whichever run was tagged last.
@@ -699,7 +716,9 @@ class PlainConsoleSink:
 
     @staticmethod
     def _end_text(node: StepNode, sym: Symbols) -> str:
-        icon = {"error": sym.error, "interrupted": sym.interrupted, "abandoned": sym.abandoned}.get(node.status, sym.ok)
+        status = node.status
+        icon = (sym.ok if status == "ok" else sym.error if status == "error" else sym.interrupted
+                if status == "interrupted" else sym.abandoned if status == "abandoned" else sym.ok)
         words = [f"{icon} {label(node)}", format_duration(node.elapsed_ns(node.end_ns or node.start_ns))]
         if node.kind == "run" or node.parent is None:
             steps = sum(node.step_counts.values())
