@@ -339,6 +339,63 @@ def test_an_attribute_changed_after_start_is_masked_again_at_the_end():
     assert sink.records[-1].attributes[c.OUTPUT_VALUE] == span.attributes[c.OUTPUT_VALUE]
 
 
+def test_a_step_whose_identity_its_attribute_limit_pushed_out_gets_it_back_for_sinks_and_exporters():
+    # OpenInference writes ~3 attributes per input message at a model call's end; past the span's limit
+    # the SDK drops the oldest first: the identity set at start.
+    from opentelemetry.sdk.trace import SpanLimits
+
+    sink = ListSink()
+    proc = LiveStepProcessor([sink], redactor=Redactor())
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=12))
+    provider.add_span_processor(proc)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    identity = c.step_attributes("smolagents", "llm", "gpt-4o", extra={c.GEN_AI_PROVIDER: "openai"})
+    messages = {f"llm.input_messages.{i}.message.content": f"message {i}" for i in range(10)}
+    with tracer.start_as_current_span("chat gpt-4o", attributes=identity) as span:
+        span.set_attributes(messages)
+        assert c.STEP_KIND not in span.attributes  # what the SDK did: the identity went first
+    assert proc.force_flush(2000)
+    start, end = sink.records
+    assert (start.type, end.type) == ("start", "end")
+    exported = exporter.get_finished_spans()[0]
+    # 7 identity + 10 messages into 12: the SDK dropped the first 5 identity attributes; putting them back
+    # takes the place of the 5 oldest messages, and they come back as the newest.
+    pushed_out = list(identity)[:5]
+    kept = [k for k in identity if k not in pushed_out]
+    for attrs in (end.attributes, exported.attributes):
+        assert list(attrs) == kept + [f"llm.input_messages.{i}.message.content" for i in range(5, 10)] + pushed_out
+        assert {k: attrs[k] for k in identity} == identity
+    assert exported.dropped_attributes == 10  # the SDK's drops and ours, counted alike
+
+
+def test_our_failure_putting_a_steps_identity_back_never_reaches_the_program(monkeypatch, caplog):
+    from opentelemetry.sdk.trace import SpanLimits
+
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+
+    def broken(self, span, store):
+        raise RuntimeError("our bug")
+
+    monkeypatch.setattr(LiveStepProcessor, "_restore_identity", broken)
+    sink = ListSink()
+    proc = LiveStepProcessor([sink], redactor=Redactor())
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=4))
+    provider.add_span_processor(proc)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("n", attributes=step("node", "n")) as span:
+        span.set_attributes({f"k{i}": i for i in range(6)})
+    assert proc.force_flush(2000)
+    # the span is exported as the SDK left it, the step's start record went out; no end record (its
+    # identity is gone), and the failure is logged once
+    assert dict(exporter.get_finished_spans()[0].attributes) == {"k2": 2, "k3": 3, "k4": 4, "k5": 5}
+    assert summary(sink.records) == [("start", "n")]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records if r.name == "massgen_tracing"] == [
+        "massgen-tracing: internal error in processor.restore identity"]
+
+
 def test_records_name_the_nearest_enclosing_step_across_spans_that_are_not_steps():
     sink = ListSink()
     tracer, proc, _exporter = make([sink])

@@ -92,6 +92,22 @@ def test_otel_traces_exporter_none_exports_nothing_even_with_an_endpoint(fresh_g
     assert state is not None and state.exporters == []
 
 
+@pytest.mark.parametrize(("env", "limit"), [
+    ({}, 4096),  # ours: a long conversation's model call keeps its first messages (OTel's default: 128)
+    ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "50"}, 50),
+    ({"OTEL_ATTRIBUTE_COUNT_LIMIT": "60"}, 60),
+])
+def test_our_provider_keeps_4096_attributes_a_span_unless_the_otel_variables_say_otherwise(
+        fresh_global, monkeypatch, env, limit):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    state = massgen_tracing.configure(sinks=[], instrument=False)
+    assert state is not None and state.owns_provider
+    with trace.get_tracer("t").start_as_current_span("s") as span:
+        span.set_attributes({f"k{i}": i for i in range(limit + 5)})
+    assert len(span.attributes) == limit and span.dropped_attributes == 5
+
+
 def test_otel_sdk_disabled_configures_nothing(fresh_global, monkeypatch):
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert massgen_tracing.configure(sinks=[], instrument=False) is None

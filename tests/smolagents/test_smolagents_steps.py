@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from sa_helpers import SLOW_TOOL_SECONDS, Traced, divide, lookup, slow_add
 from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.monitoring import TokenUsage
@@ -438,3 +439,31 @@ def test_an_exception_out_of_run_marks_the_step_and_the_run_as_errors(traced: Tr
     assert traced.span("invoke_agent fragile").status.description.startswith(
         "AgentGenerationError: Error while generating output:")
     assert traced.unended() == []
+
+
+def test_a_long_runs_model_calls_keep_their_identity_at_start_past_the_attribute_limit() -> None:
+    # ~3 attributes per input message: by step 10 a model call starts with more than this provider's 40
+    # (OpenTelemetry's default 128 is reached by step ~17). The span keeps its newest attributes, and
+    # the identity a live view needs at start is written last.
+    from opentelemetry.sdk.trace import SpanLimits
+    from sa_helpers import CaptureProcessor
+
+    from massgen_tracing.smolagents import SmolagentsInstrumentor
+
+    capture = CaptureProcessor()
+    provider = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=40))
+    provider.add_span_processor(capture)
+    instrumentor = SmolagentsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        model = ScriptedModel([tool_call("lookup", key="paris")] * 11 + [final_answer("sunny")])
+        agent = ToolCallingAgent(tools=[lookup], model=model, name="long", max_steps=15, verbosity_level=-1)
+        assert agent.run("Weather?") == "sunny"
+    finally:
+        instrumentor.uninstrument()
+    chats = [s for s in capture.seen.values() if s.name == "chat scripted"]
+    assert len(chats) == 12 and all(s.ended for s in chats)
+    assert max(len(s.start) for s in chats) == 40  # the limit was reached
+    assert [identity(s.start) for s in chats] == [{
+        c.FRAMEWORK: "smolagents", c.STEP_KIND: "llm", c.STEP_NAME: "scripted", c.OPENINFERENCE_SPAN_KIND: "LLM",
+        c.GEN_AI_OPERATION: "chat", c.GEN_AI_REQUEST_MODEL: "scripted"}] * 12

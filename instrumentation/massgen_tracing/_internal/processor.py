@@ -53,6 +53,8 @@ def _in_multiprocessing_child() -> bool:
 
 
 _REDACTION_FAILED = "[REDACTED:redaction failed]"
+# A step's identity (the convention's start attributes): what a span over its attribute limit must keep.
+_IDENTITY = frozenset(a.name for a in c.ATTRIBUTES if a.when == "start")
 
 
 def _mask_all(attrs: Any) -> dict[str, Any]:
@@ -603,6 +605,9 @@ class LiveStepProcessor(SpanProcessor):
         store = getattr(span._attributes, "_dict", None)
         if store is None:
             return
+        if getattr(span._attributes, "dropped", 0):
+            with internal("processor.restore identity"):
+                self._restore_identity(span, store)
         try:
             red.mapping(store)
         except Exception as exc:  # never raise into the host, never leak either
@@ -610,6 +615,32 @@ class LiveStepProcessor(SpanProcessor):
                 raise
             report_internal_error("processor.redact", exc)
             store.update(_mask_all(store))
+
+    def _restore_identity(self, span: Span, store: dict[str, Any]) -> None:
+        """Put back the step identity the span's attribute limit pushed out.
+
+        A span keeps at most `max_span_attributes` (OTel's default: 128), dropping the oldest first, and
+        OpenInference writes ~3 attributes per message of a model call's input: in a long agent run the
+        identity set at start went first, and the step had no end record, no `massgen.*` and no
+        `openinference.span.kind` in any backend. It goes back in from the start record, in place of the
+        oldest other attributes, as the newest entries (and counted as the SDK counts what it drops).
+        """
+        start = self._open_steps.get(span.get_span_context().span_id)
+        if start is None:
+            return
+        missing = {k: v for k, v in start.attributes.items() if k in _IDENTITY and k not in store}
+        if not missing:
+            return
+        bounded: Any = span._attributes  # the SDK's BoundedAttributes (the caller found its `_dict`)
+        limit = getattr(bounded, "maxlen", None)
+        if isinstance(limit, int) and limit >= 0:
+            excess = len(store) + len(missing) - limit
+            if excess > 0:
+                old = [k for k in store if k not in _IDENTITY][:excess]
+                for k in old:
+                    del store[k]
+                bounded.dropped += len(old)
+        store.update(missing)
 
     def _release_at_end(self, span: Span, red: Redactor) -> None:
         # The span has ended, so the SDK refuses new events through its own method: the last of its

@@ -192,6 +192,22 @@ def _why(exc: OSError, path: str) -> str:
     return exc.strerror or str(exc)
 
 
+# Attributes a span of our provider keeps (OpenTelemetry's default: 128). OpenInference writes ~3
+# attributes per message of a model call's input, so at 128 a 20-step agent's later model calls lost
+# their oldest ones: the conversation's first messages (its instructions) in every backend, and before
+# the processor put it back, the step's identity. `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` and
+# `OTEL_ATTRIBUTE_COUNT_LIMIT` still decide when set.
+SPAN_ATTRIBUTE_LIMIT = 4096
+
+
+def _span_limits() -> Any:
+    from opentelemetry.sdk.trace import SpanLimits
+
+    if os.environ.get("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") or os.environ.get("OTEL_ATTRIBUTE_COUNT_LIMIT"):
+        return SpanLimits()  # the SDK reads (and checks) them itself
+    return SpanLimits(max_span_attributes=SPAN_ATTRIBUTE_LIMIT)
+
+
 def _program_name() -> str:
     """A readable default service name: the script, or the package of `python -m pkg`."""
     path = sys.argv[0] if sys.argv and sys.argv[0] else ""
@@ -272,7 +288,8 @@ def configure(
                 attrs["service.name"] = _program_name()
             if settings["project"]:
                 attrs["openinference.project.name"] = settings["project"]
-            provider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False)
+            provider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False,
+                                      span_limits=_span_limits())
             provider.add_span_processor(processor)
             exporters = _make_exporters(settings)
             for exp in exporters:

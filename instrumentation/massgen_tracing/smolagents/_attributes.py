@@ -217,13 +217,16 @@ def llm_provider(model: Any) -> str | None:
 def llm_start(model: Any, arguments: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     name = model_name(model)
     provider = llm_provider(model)
-    attrs = c.step_attributes(FRAMEWORK, "llm", name, extra={c.GEN_AI_PROVIDER: provider})
-    attrs[SpanAttributes.LLM_MODEL_NAME] = name
-    if provider is not None:
-        attrs[SpanAttributes.LLM_PROVIDER] = provider
+    attrs: dict[str, Any] = {}
     attrs.update(oi._input_value_and_mime_type(arguments))
     attrs.update(oi._llm_invocation_parameters(model, arguments))
     attrs.update(oi._llm_input_messages(arguments))
+    # The identity last: a span over its attribute limit drops its oldest attributes first, and a long
+    # conversation's messages (~3 attributes each) can outnumber the limit (OpenTelemetry's default: 128).
+    attrs.update(c.step_attributes(FRAMEWORK, "llm", name, extra={c.GEN_AI_PROVIDER: provider}))
+    attrs[SpanAttributes.LLM_MODEL_NAME] = name
+    if provider is not None:
+        attrs[SpanAttributes.LLM_PROVIDER] = provider
     return c.span_name(attrs), with_context(attrs)
 
 
