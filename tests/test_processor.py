@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -44,10 +44,10 @@ class BrokenRedactor(Redactor):
         raise RuntimeError("regex engine broke")
 
 
-def make(sinks, **kw):
+def make(sinks, max_attributes=None, **kw):
     proc = LiveStepProcessor(sinks, **kw)
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
+    provider = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=max_attributes))
     provider.add_span_processor(proc)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider.get_tracer("test"), proc, exporter
@@ -342,15 +342,8 @@ def test_an_attribute_changed_after_start_is_masked_again_at_the_end():
 def test_a_step_whose_identity_its_attribute_limit_pushed_out_gets_it_back_for_sinks_and_exporters():
     # OpenInference writes ~3 attributes per input message at a model call's end; past the span's limit
     # the SDK drops the oldest first: the identity set at start.
-    from opentelemetry.sdk.trace import SpanLimits
-
     sink = ListSink()
-    proc = LiveStepProcessor([sink], redactor=Redactor())
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=12))
-    provider.add_span_processor(proc)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
+    tracer, proc, exporter = make([sink], max_attributes=12, redactor=Redactor())
     identity = c.step_attributes("smolagents", "llm", "gpt-4o", extra={c.GEN_AI_PROVIDER: "openai"})
     messages = {f"llm.input_messages.{i}.message.content": f"message {i}" for i in range(10)}
     with tracer.start_as_current_span("chat gpt-4o", attributes=identity) as span:
@@ -371,8 +364,6 @@ def test_a_step_whose_identity_its_attribute_limit_pushed_out_gets_it_back_for_s
 
 
 def test_our_failure_putting_a_steps_identity_back_never_reaches_the_program(monkeypatch, caplog):
-    from opentelemetry.sdk.trace import SpanLimits
-
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
 
     def broken(self, span, store):
@@ -380,12 +371,8 @@ def test_our_failure_putting_a_steps_identity_back_never_reaches_the_program(mon
 
     monkeypatch.setattr(LiveStepProcessor, "_restore_identity", broken)
     sink = ListSink()
-    proc = LiveStepProcessor([sink], redactor=Redactor())
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=4))
-    provider.add_span_processor(proc)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("test").start_as_current_span("n", attributes=step("node", "n")) as span:
+    tracer, proc, exporter = make([sink], max_attributes=4, redactor=Redactor())
+    with tracer.start_as_current_span("n", attributes=step("node", "n")) as span:
         span.set_attributes({f"k{i}": i for i in range(6)})
     assert proc.force_flush(2000)
     # the span is exported as the SDK left it, the step's start record went out; no end record (its
