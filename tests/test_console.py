@@ -696,3 +696,82 @@ def test_a_program_printing_thousands_of_lines_redraws_the_live_region_a_few_tim
     # One drawing per printed line made such programs 100x slower; now lines wait for a refresh
     # (8 a second) when the last ones went out less than 50 ms ago.
     assert raw.count("smolagents run my_agent") < 200
+
+
+def _terminal_screen(raw: str) -> list[str]:
+    """The lines left on a terminal after `raw`, following the cursor moves and line clears rich uses
+    to redraw its region (up, erase line, carriage return): what a user would read afterwards."""
+    import re
+
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    for m in re.finditer(r"\x1b\[([0-9;?]*)([A-Za-z])|\r\n|\r|\n|.", raw, re.S):
+        token = m.group(0)
+        if m.group(2):
+            arg, cmd = m.group(1), m.group(2)
+            if cmd == "A":
+                row = max(0, row - (int(arg) if arg.isdigit() else 1))
+            elif cmd == "K" and arg == "2":
+                lines[row] = []
+            elif cmd == "K" and arg in ("", "0"):
+                del lines[row][col:]
+            continue
+        if token in ("\n", "\r\n"):
+            row, col = row + 1, 0
+            while len(lines) <= row:
+                lines.append([])
+        elif token == "\r":
+            col = 0
+        else:
+            lines[row][col:col + 1] = [token]
+            col += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+def test_program_lines_printed_while_a_finished_run_is_printed_stay_on_screen(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rich puts a print above the region by moving up the height it last drew: two prints at once (the
+    # program's line, the sink thread's finished run) both moved up over the same lines, and the second
+    # erased the first. Computing that move is made slow here, so such prints overlap on every run.
+    import dataclasses
+
+    from rich.live_render import LiveRender
+
+    master, tty = terminal
+    sink = _live_on(tty, monkeypatch, refresh_per_second=20)
+    real = LiveRender.position_cursor
+
+    def slow_position_cursor(self: LiveRender) -> Any:
+        control = real(self)
+        time.sleep(0.01)
+        return control
+
+    monkeypatch.setattr(LiveRender, "position_cursor", slow_position_cursor)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(_read(master)))
+    reader.start()
+    runs = [[dataclasses.replace(r, trace_id=f"t{i}") for r in smolagents_run()] for i in range(10)]
+
+    def sink_thread() -> None:
+        for records in runs:
+            for record in records:
+                sink.handle(record)
+            time.sleep(0.02)
+
+    def program() -> None:
+        for i in range(60):
+            print(f"program line {i}", flush=True)
+            time.sleep(0.003)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (sink_thread, program)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    # (Printing under our lock while rich's refresh thread held its own and wanted ours hung here.)
+    assert not any(t.is_alive() for t in threads), "the program or the sink thread is stuck"
+    sink.close()
+    reader.join()
+    screen = _terminal_screen(received[0] + _read(master))
+    assert [ln for ln in screen if ln.startswith("program line")] == [f"program line {i}" for i in range(60)]
+    assert sum(ln.startswith("✓ smolagents run my_agent") for ln in screen) == 10

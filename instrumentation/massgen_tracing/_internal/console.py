@@ -794,11 +794,14 @@ class _StdoutProxy(io.TextIOBase):
 
     _GAP_S = 0.05
 
-    def __init__(self, console: Console, file: IO[str]) -> None:
+    def __init__(self, console: Console, file: IO[str], print_lock: Any) -> None:
         super().__init__()
         self._console = console
         self._file = file
-        self._lock = threading.RLock()
+        # The live region's lock (see `_Live.print_lock`), always taken before `_lock`: rich's refresh
+        # thread holds it when it calls `drain`, so the other way round could deadlock.
+        self._print_lock = print_lock
+        self._lock = threading.RLock()  # the buffers only; nothing is printed under it alone
         self._partial: list[str] = []
         self._lines: list[str] = []
         self._last = 0.0
@@ -845,40 +848,52 @@ class _StdoutProxy(io.TextIOBase):
                     break
                 self._lines.append("".join(self._partial) + line)
                 self._partial.clear()
-            if self._lines and time.monotonic() - self._last >= self._GAP_S:
-                self._emit(partial=False)
+            due = bool(self._lines) and time.monotonic() - self._last >= self._GAP_S
+        if due:
+            self._emit(partial=False)
         return len(text)
 
     def flush(self) -> None:
         # An explicit flush shows everything, a partial line too (a prompt before input()): as its own line.
-        with self._lock:
-            self._emit(partial=True)
+        self._emit(partial=True)
 
     def drain(self) -> None:
         """Print the complete lines still waiting (the live region's refresh calls this)."""
-        with self._lock:
-            if self._lines:
-                self._emit(partial=False)
+        if self._lines:
+            self._emit(partial=False)
 
     def _emit(self, *, partial: bool) -> None:
-        lines = self._lines
-        if partial and self._partial:
-            lines.append("".join(self._partial))
-            self._partial.clear()
-            self._broke = True
-        if not lines:
-            return
-        self._lines = []
-        self._last = time.monotonic()
-        text = Text("\n").join(self._decoder.decode_line(line) for line in lines)
-        with self._console:
-            self._console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
+        # One print at a time across threads: rich places each print above the region by moving the
+        # cursor up by the height it last drew, so two prints at once both moved up over the same lines
+        # and the second erased what the first had just printed (a program's last lines, lost).
+        with self._print_lock, self._lock:
+            lines = self._lines
+            if partial and self._partial:
+                lines.append("".join(self._partial))
+                self._partial.clear()
+                self._broke = True
+            if not lines:
+                return
+            self._lines = []
+            self._last = time.monotonic()
+            text = Text("\n").join(self._decoder.decode_line(line) for line in lines)
+            with self._console:
+                self._console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 class _Live(Live):
     """Rich's Live, printing the program's waiting stdout lines before each refresh."""
 
     proxy: _StdoutProxy | None = None
+
+    @property
+    def print_lock(self) -> Any:
+        """Held by whoever prints above the region, and by rich around each refresh: rich's own lock
+        (its refresh thread takes it before calling `refresh`), or one of ours if rich has none."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            lock = self._lock = threading.RLock()
+        return lock
 
     def refresh(self) -> None:
         proxy = self.proxy
@@ -940,14 +955,16 @@ class LiveConsoleSink:
                 return
             self._live = live
             if redirect:
-                live.proxy = self._stdout = _StdoutProxy(self.console, sys.stdout)
+                live.proxy = self._stdout = _StdoutProxy(self.console, sys.stdout, live.print_lock)
                 sys.stdout = self._stdout
 
     def _print_finished(self, root: StepNode) -> None:
         renderable = self.tree.render_run(root, sym=symbols_for(self.console.encoding))
         # With a Live active, console.print lands above the live region and the region redraws without
-        # the run, which the tree has already retired.
-        self.console.print(renderable)
+        # the run, which the tree has already retired. One print at a time (see `_StdoutProxy._emit`).
+        live = self._live
+        with live.print_lock if isinstance(live, _Live) else contextlib.nullcontext():
+            self.console.print(renderable)
 
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # a thread of the parent may have held these at the fork
