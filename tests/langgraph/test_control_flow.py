@@ -332,3 +332,59 @@ run early
   node work"""
     traced.assert_one_trace()
     assert traced.one("node", "plan").attributes[c.ROUTE] == ("work",)
+
+
+class Grid(TypedDict, total=False):
+    grid: dict[Any, str]
+    n: int
+
+
+def test_values_json_cannot_encode_still_make_a_run_custom_events_and_interrupts(traced: Traced) -> None:
+    # Tuple keys: the run's task, a stream writer's data and an interrupt's payload once failed to
+    # encode, which dropped the run's whole identity (its nodes became roots) and both events, each
+    # with a traceback on stderr. Now they are shown as Python shows them.
+    def mark(state: Grid) -> dict[str, Any]:
+        get_stream_writer()({(0, 0): "cell"})
+        return {"n": len(state["grid"])}
+
+    def ask(state: Grid) -> dict[str, Any]:
+        return {"n": interrupt({("row", 1): "confirm?"})}
+
+    builder = StateGraph(Grid)
+    builder.add_node("mark", mark)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "mark")
+    builder.add_edge("mark", "ask")
+    graph = builder.compile(name="grid", checkpointer=MemorySaver())
+    graph.invoke({"grid": {(0, 0): "x", (0, 1): "o"}}, {"configurable": {"thread_id": "g"}})
+
+    assert traced.render() == "run grid\n  node mark\n  node ask"
+    assert traced.start(traced.one("run"))[c.RUN_INPUT] == "{'grid': {(0, 0): 'x', (0, 1): 'o'}}"
+    assert [e.attributes for e in traced.events(traced.one("node", "mark"))] == [
+        {c.CUSTOM_DATA: "{(0, 0): 'cell'}"}]
+    assert [(e.name, e.attributes) for e in traced.events(traced.one("node", "ask"))] == [
+        (c.EVENT_INTERRUPT, {c.CUSTOM_DATA: "[{('row', 1): 'confirm?'}]"})]
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ({(1, 2): "a"}, "{(1, 2): 'a'}"),
+    (10 ** 5000, "<int that cannot be shown>"),  # over Python's 4300-digit limit for str() and repr()
+    ([1, {"x": 2}], '[1, {"x": 2}]'),
+], ids=["tuple keys", "huge int", "plain json"])
+def test_json_text_never_raises_and_shows_what_json_cannot_encode(value: Any, shown: str) -> None:
+    assert c.json_text(value) == shown
+
+
+def test_json_text_shows_a_cycle_and_a_value_whose_str_raises() -> None:
+    cycle: list[Any] = [1]
+    cycle.append(cycle)
+    assert c.json_text(cycle) == "[1, [...]]"
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert c.json_text({"v": Broken()}) == "<dict that cannot be shown>"

@@ -12,7 +12,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.tracers.schemas import Run
 from langgraph._internal import _config as lg_config
 from langgraph.types import Command, Send
-from openinference.instrumentation import TraceConfig, safe_json_dumps
+from openinference.instrumentation import TraceConfig
 from openinference.instrumentation.config import REDACTED_VALUE
 
 # OpenInference's provider names (private, pinned <0.2 in pyproject), so `llm.provider` at start matches
@@ -82,8 +82,7 @@ def masked(value: str | None, hide: bool | None) -> str | None:
     return REDACTED_VALUE if hide else value
 
 
-def to_json(value: Any) -> str:
-    return value if isinstance(value, str) else safe_json_dumps(value)
+to_json = c.json_text
 
 
 def text_of(content: Any) -> str:
@@ -142,7 +141,7 @@ def task_text(inputs: Any) -> str | None:
             text = _message_text(messages[-1])
             if text is not None:
                 return text
-    return safe_json_dumps(inputs)
+    return c.json_text(inputs)
 
 
 def resume_value(inputs: Any) -> Any:

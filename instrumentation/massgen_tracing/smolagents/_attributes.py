@@ -16,7 +16,6 @@ from openinference.instrumentation import (
     TraceConfig,
     get_attributes_from_context,
     infer_llm_provider_from_host,
-    safe_json_dumps,
 )
 
 # Private helpers of the pinned openinference-instrumentation-smolagents (<0.2 in pyproject);
@@ -70,9 +69,7 @@ def model_name(model: Any) -> str:
     return getattr(model, "model_id", None) or type(model).__name__
 
 
-def text(value: Any) -> str:
-    """An attribute-safe string: str as is, anything else as JSON."""
-    return value if isinstance(value, str) else safe_json_dumps(value)
+text = c.json_text  # an attribute-safe string: str as is, anything else as JSON, never raising
 
 
 def status_description(exc: BaseException) -> str:
@@ -98,7 +95,7 @@ def run_start(agent: Any, task: Any, max_steps: int, additional_args: Any) -> tu
     attrs["smolagents.max_steps"] = max_steps
     attrs["smolagents.tools_names"] = list(getattr(agent, "tools", {}) or {})
     if additional_args:
-        attrs["smolagents.additional_args"] = safe_json_dumps(additional_args)
+        attrs["smolagents.additional_args"] = c.json_text(additional_args)
     for i, managed in enumerate((getattr(agent, "managed_agents", None) or {}).values()):
         attrs[f"smolagents.managed_agents.{i}.name"] = agent_name(managed)
         if description := getattr(managed, "description", None):
@@ -273,7 +270,7 @@ def _tool_arguments(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
 def tool_start(tool: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     name = getattr(tool, "name", None) or type(tool).__name__
     kind = "final_answer" if name == "final_answer" else "tool"
-    arguments = safe_json_dumps(_tool_arguments(args, kwargs))
+    arguments = c.json_text(_tool_arguments(args, kwargs))
     attrs = c.step_attributes(FRAMEWORK, kind, name, extra={c.TOOL_ARGUMENTS: arguments})
     attrs[SpanAttributes.INPUT_VALUE] = arguments
     attrs[SpanAttributes.INPUT_MIME_TYPE] = JSON
@@ -290,7 +287,7 @@ def tool_end(tool: Any, result: Any) -> dict[str, Any]:
 
 def managed_agent_start(agent: Any, task: Any, kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     name = agent_name(agent)
-    arguments = safe_json_dumps({"task": task, **kwargs})
+    arguments = c.json_text({"task": task, **kwargs})
     attrs = c.step_attributes(FRAMEWORK, "tool", name, extra={c.TOOL_ARGUMENTS: arguments})
     attrs[SpanAttributes.INPUT_VALUE] = arguments
     attrs[SpanAttributes.INPUT_MIME_TYPE] = JSON
