@@ -46,3 +46,11 @@ def make_echo_graph() -> Any:
     graph.add_node("answer", answer)
     graph.add_edge(START, "answer")
     return graph.compile(name="echo_graph")
+
+
+ECHO_GRAPH = make_echo_graph()  # a graph object, not a factory
+
+
+def make_settings() -> dict[str, Any]:
+    """Returns neither a graph nor an agent: a common slip."""
+    return {"model": "gpt-4o-mini"}

@@ -285,6 +285,60 @@ def test_a_factory_that_cannot_be_found_is_the_tool_result_not_a_crash(model: An
     assert call.result == "Error: smolagents make failed: ModuleNotFoundError: No module named 'no_such_module'"
 
 
+@pytest.mark.parametrize(("tool", "presets", "error"), [
+    (langgraph_tool, {},
+     "ValueError: langgraph_tool needs preset_args.factory: 'package.module:function' or 'path/to/file.py:function' "
+     "naming a function that returns a compiled LangGraph graph (or a compiled LangGraph graph itself)"),
+    (langgraph_tool, {"factory": "mg_factories:make_ehco_graph"},
+     "AttributeError: factory 'mg_factories:make_ehco_graph': 'mg_factories' has no 'make_ehco_graph'; "
+     "did you mean 'make_echo_graph'?"),
+    (langgraph_tool, {"factory": "mg_factories:make_settings"},
+     "TypeError: factory 'mg_factories:make_settings' returned a dict, not a compiled LangGraph graph"),
+    (smolagents_tool, {"factory": "mg_factories:make_echo_graph"},
+     "TypeError: factory 'mg_factories:make_echo_graph' returned a CompiledStateGraph, not a smolagents agent: "
+     "use langgraph_tool"),
+    (smolagents_tool, {"factory": "mg_factories:ECHO_GRAPH"},
+     "TypeError: factory 'mg_factories:ECHO_GRAPH' is a compiled LangGraph graph, not a smolagents agent: "
+     "use langgraph_tool"),
+    (langgraph_tool, {"factory": "mg_factories:make_echo_graph", "factory_kwargs": "model=x"},
+     "TypeError: preset_args.factory_kwargs 'model=x' must be a mapping of keyword arguments for the factory, "
+     "e.g. {model: gpt-4o-mini}"),
+    (langgraph_tool, {"factory": "mg_factories:make_echo_graph", "sync": "maybe"},
+     "ValueError: preset_args.sync 'maybe' must be true or false"),
+    (langgraph_tool, {"factory": "mg_factories:make_echo_graph", "input_key": "question", "output_key": "reply"},
+     "ValueError: preset_args.output_key 'reply' is not in the graph's final state (it has: question, answer)"),
+], ids=["no factory", "misspelt", "returns a dict", "graph factory to smolagents", "graph object to smolagents",
+        "kwargs not a mapping", "sync not a flag", "output key missing"])
+def test_a_wrong_preset_is_an_error_result_naming_it_its_value_and_what_is_allowed(
+        model: Any, spans: Any, caplog: pytest.LogCaptureFixture, tool: Any, presets: dict[str, Any],
+        error: str) -> None:
+    call = asyncio.run(drive(tool, task="ping", agent_id="agent_a", **presets))
+    what = "LangGraph" if tool is langgraph_tool else "smolagents"
+    label = presets.get("factory", ":tool").rpartition(":")[2]
+    assert call.result == f"Error: {what} {label} failed: {error}"
+    assert not [r for r in caplog.records if "internal error" in r.getMessage()]
+
+
+@pytest.mark.parametrize("value", [True, "true", "Yes", 1])
+def test_sync_accepts_what_yaml_writes_for_yes(model: Any, spans: Any, value: Any) -> None:
+    main = threading.get_ident()
+    seen: list[int] = []
+    from massgen_tracing.massgen import _tools
+
+    real = _tools.graph_answer
+
+    def answer(state: Any, output_key: str | None) -> str:
+        seen.append(threading.get_ident())
+        return real(state, output_key)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_tools, "graph_answer", answer)
+        call = asyncio.run(drive(langgraph_tool, task="ping", factory="mg_factories:make_echo_graph",
+                                 input_key="question", output_key="answer", sync=value, agent_id="agent_a"))
+    assert call.result == "echo: ping"
+    assert seen and seen[0] != main  # on a worker thread: sync mode
+
+
 def test_input_and_output_keys_map_the_task_and_answer_for_non_message_graphs(model: Any, spans: Any) -> None:
     call = asyncio.run(drive(langgraph_tool, task="ping", factory="mg_factories:make_echo_graph",
                              input_key="question", output_key="answer", agent_id="agent_a"))

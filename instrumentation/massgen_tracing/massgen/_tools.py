@@ -6,6 +6,7 @@ which is when its Logfire tracing must be switched on for one trace; see `_pipel
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -13,7 +14,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar, cast
 
@@ -66,7 +67,14 @@ def resolve_factory(spec: str) -> Any:
     module = _load_file(module_part) if module_part.endswith(".py") else importlib.import_module(module_part)
     obj: Any = module
     for part in attr.split("."):
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            # Not Python's message: a file's module has a made-up name (massgen_tracing_factory_<hash>).
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AttributeError(f"factory {spec!r}: {module_part!r} has no {part!r}{hint}") from None
     return obj
 
 
@@ -90,19 +98,65 @@ def _load_file(path: str) -> Any:
         return module
 
 
-def _build(spec: str, kwargs: dict[str, Any] | None, is_built: Callable[[Any], bool]) -> Any:
+def is_graph(obj: Any) -> bool:
+    """A compiled LangGraph graph (or anything that streams like one)."""
+    return hasattr(obj, "astream") and hasattr(obj, "get_graph")
+
+
+def is_agent(obj: Any) -> bool:
+    """A smolagents agent."""
+    return hasattr(obj, "run") and hasattr(obj, "memory")
+
+
+# tool -> (what its factory must give, the test for it, the other tool, what that one takes, its test)
+_KINDS: dict[str, tuple[str, Callable[[Any], bool], str, str, Callable[[Any], bool]]] = {
+    "langgraph_tool": ("a compiled LangGraph graph", is_graph, "smolagents_tool", "a smolagents agent", is_agent),
+    "smolagents_tool": ("a smolagents agent", is_agent, "langgraph_tool", "a compiled LangGraph graph", is_graph),
+}
+
+
+def _build(tool: str, spec: str, kwargs: Any) -> Any:
+    """The graph or agent `spec` names (or its factory returns), checked: a wrong preset is a message that
+    names it, its value and what is allowed, never a framework's own error about a missing method."""
+    wanted, is_wanted, other_tool, other, is_other = _KINDS[tool]
     if not spec:
-        raise ValueError("this tool needs preset_args.factory, e.g. 'mypkg.graphs:make_graph'")
+        raise ValueError(f"{tool} needs preset_args.factory: 'package.module:function' or 'path/to/file.py:function'"
+                         f" naming a function that returns {wanted} (or {wanted} itself)")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"preset_args.factory_kwargs {kwargs!r} must be a mapping of keyword arguments for the "
+                        f"factory, e.g. {{model: gpt-4o-mini}}")
     obj = resolve_factory(spec)
-    if is_built(obj):  # the attribute is the graph/agent itself, not a factory
+    if is_wanted(obj):  # the attribute is the graph/agent itself, not a factory
         return obj
+    if is_other(obj):
+        raise TypeError(f"factory {spec!r} is {other}, not {wanted}: use {other_tool}")
     if not callable(obj):
-        raise TypeError(f"factory {spec!r} is a {type(obj).__name__}, not a callable")
-    return obj(**(kwargs or {}))
+        raise TypeError(f"factory {spec!r} is a {type(obj).__name__}; it must be a function returning {wanted}, "
+                        f"or {wanted} itself")
+    built = obj(**(kwargs or {}))
+    if is_wanted(built):
+        return built
+    hint = f": use {other_tool}" if is_other(built) else ""
+    raise TypeError(f"factory {spec!r} returned a {type(built).__name__}, not {wanted}{hint}")
+
+
+def flag(name: str, value: Any) -> bool:
+    """A yes/no preset as YAML may give it: a bool, 0/1, or the words true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "yes", "on", "1"):
+            return True
+        if word in ("false", "no", "off", "0", ""):
+            return False
+    raise ValueError(f"preset_args.{name} {value!r} must be true or false")
 
 
 def _label(spec: str) -> str:
-    return spec.rpartition(":")[2] or spec
+    return spec.rpartition(":")[2] or spec or "tool"
 
 
 # --- answers -----------------------------------------------------------------------------------------
@@ -122,6 +176,10 @@ def as_text(value: Any) -> str:
 
 def graph_answer(state: Any, output_key: str | None) -> str:
     if output_key:
+        if not isinstance(state, Mapping) or output_key not in state:
+            keys = ", ".join(map(str, state)) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"preset_args.output_key {output_key!r} is not in the graph's final state "
+                           f"(it has: {keys})")
         return as_text(state[output_key])
     if isinstance(state, dict) and state.get("messages"):
         return as_text(state["messages"][-1])
@@ -208,15 +266,13 @@ async def langgraph_tool(
     """
     label = _label(factory)
 
-    def is_graph(obj: Any) -> bool:
-        return hasattr(obj, "astream") and hasattr(obj, "get_graph")
-
     async def start(run_ctx: otel_context.Context) -> str:
-        graph = await in_thread(lambda: _build(factory, factory_kwargs, is_graph), run_ctx)
+        threaded = flag("sync", sync)
+        graph = await in_thread(lambda: _build("langgraph_tool", factory, factory_kwargs), run_ctx)
         inputs = graph_input(task, input_key)
         # "messages" makes LangGraph stream model tokens (shown as deltas); "values" gives the answer.
         modes = ["values", "messages"]
-        if sync:
+        if threaded:
             def run() -> str:
                 final = None
                 for mode, chunk in graph.stream(inputs, stream_mode=modes):
@@ -256,11 +312,8 @@ async def smolagents_tool(
     label = _label(factory)
     cancelled = threading.Event()
 
-    def is_agent(obj: Any) -> bool:
-        return hasattr(obj, "run") and hasattr(obj, "memory")
-
     def run() -> str:
-        agent = _build(factory, factory_kwargs, is_agent)
+        agent = _build("smolagents_tool", factory, factory_kwargs)
         stop = _interrupt_when(agent, cancelled)
         try:
             return as_text(agent.run(task))
