@@ -388,3 +388,20 @@ def test_json_text_shows_a_cycle_and_a_value_whose_str_raises() -> None:
             raise RuntimeError("no")
 
     assert c.json_text({"v": Broken()}) == "<dict that cannot be shown>"
+
+
+def test_a_thread_id_that_is_not_a_string_is_the_session_id_as_text_without_sdk_warnings(
+        traced: Traced, caplog: pytest.LogCaptureFixture) -> None:
+    # `thread_id=uuid.uuid4()` is common; OpenInference wrote it as is at the end: the SDK warned on
+    # stderr for every run ("Invalid type <class 'uuid.UUID'> for attribute value"), and an int id was
+    # a string at start but an int at end.
+    import uuid
+
+    graph = approval_graph()
+    thread = uuid.UUID("8e41cdb7-8034-4828-98d0-9e8a91003bd4")
+    with caplog.at_level("WARNING"):
+        graph.invoke({"draft": "", "approved": ""}, {"configurable": {"thread_id": thread}})
+        graph.invoke({"draft": "", "approved": ""}, {"configurable": {"thread_id": 42}})
+    assert [r.getMessage() for r in caplog.records] == []
+    assert sorted(s.attributes[c.SESSION_ID] for s in traced.spans) == ["42"] * 3 + [str(thread)] * 3
+    assert sorted(traced.start(s)[c.SESSION_ID] for s in traced.spans) == ["42"] * 3 + [str(thread)] * 3

@@ -88,6 +88,10 @@ class _BulkSpan:
                 # langchain-core's `message.text` is a callable str subclass, and `mask` calls callables:
                 # the deprecated `.text()` form, whose warning then names this file. Same text, no call.
                 value = str.__str__(value)
+            elif key == SpanAttributes.SESSION_ID and type(value) is not str:
+                # The checkpointer's thread id as it was given (`uuid.uuid4()`, 42): a string, as the
+                # step's start wrote it. The SDK would warn about a UUID on stderr for every run.
+                value = str(value)
             if key in _IMPORTANT:  # bookkept by the wrapper (re-applied at end), as its set_attribute does
                 span.set_attribute(key, value)
             elif (kept := mask(key, value)) is not None:
