@@ -223,6 +223,39 @@ def test_opentelemetry_instrument_loads_our_instrumentors_and_the_live_view(tmp_
     assert plain_steps(out.stderr) == LANGGRAPH_PLAIN
 
 
+PHOENIX_STYLE = """
+    from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+    SmolagentsInstrumentor().instrument()  # as Phoenix's docs show it, here before smolagents is imported
+"""
+
+
+# With MASSGEN_TRACING=1, OpenInference's smolagents instrumentor once ran as well whenever its
+# instrument() was what imported smolagents: it wrapped its methods over ours (two spans per step), and
+# our entry point printed "Attempting to instrument while already instrumented".
+@pytest.mark.parametrize("how", ["opentelemetry-instrument", "program calls OpenInference first",
+                                 "program calls OpenInference after importing smolagents"])
+def test_openinference_smolagents_instrumented_as_well_gives_one_span_per_step_and_no_warning(tmp_path, how):
+    source = SMOLAGENTS_APP
+    prefix = None
+    if how == "opentelemetry-instrument":
+        prefix = [str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable]
+    elif how == "program calls OpenInference first":
+        source = PHOENIX_STYLE + SMOLAGENTS_APP
+    else:
+        source = SMOLAGENTS_APP.replace("    model = ScriptedModel", PHOENIX_STYLE.strip("\n") + "\n    model = ScriptedModel")
+    with OtlpReceiver(grpc=False) as rx:
+        out = run_app(tmp_path, source, {
+            "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "off",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": rx.http_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+        }, argv_prefix=prefix)
+        assert out.returncode == 0, out.stderr
+        spans = rx.wait_for(1, timeout=5)
+    assert (out.stdout, out.stderr) == ("5\n", "")
+    assert sorted(s.name for s in spans) == SMOLAGENTS_NAMES  # our step spans only, each once
+    assert_one_connected_trace(spans)
+
+
 def test_a_failure_in_our_activation_never_breaks_the_program(tmp_path):
     # MASSGEN_TRACING_QUEUE_SIZE is valid, but the console factory is made to fail inside our code.
     prelude = textwrap.dedent("""

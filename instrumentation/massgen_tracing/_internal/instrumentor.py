@@ -11,6 +11,13 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 class Instrumentor(BaseInstrumentor):  # type: ignore[misc]  # BaseInstrumentor is untyped
     """Subclasses implement `_instrument_now` instead of `_instrument`."""
 
+    def instrument(self, **kwargs: Any) -> Any:
+        # MASSGEN_TRACING=1 instruments at import; `opentelemetry-instrument` then loads our entry point
+        # and calls this again: already done, and not worth BaseInstrumentor's warning on stderr.
+        if self._is_instrumented_by_opentelemetry:
+            return None
+        return super().instrument(**kwargs)
+
     def _instrument(self, **kwargs: Any) -> None:
         # With MASSGEN_TRACING=1, importing the framework in `_instrument_now` fires the activation hook,
         # which instruments through this same (singleton) instrumentor: mark it instrumented first, so

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -83,15 +84,20 @@ class SmolagentsInstrumentor(Instrumentor):
         from smolagents import local_python_executor
 
         upstream = OpenInference()
-        if upstream.is_instrumented_by_opentelemetry and getattr(self, "_blocked_upstream", None) is not upstream:
+        if _instrumenting(upstream):
+            # OpenInference's own instrument() imported smolagents, which fired MASSGEN_TRACING's hook
+            # (`opentelemetry-instrument` loading its entry point, or a program calling it): it wraps
+            # its methods over ours once we return. Take it off the moment it is done.
+            _uninstrument_when_done(upstream)
+        elif upstream.is_instrumented_by_opentelemetry and getattr(self, "_blocked_upstream", None) is not upstream:
             logger.info("massgen-tracing: uninstrumenting OpenInference's smolagents instrumentor, "
                         "which massgen_tracing.smolagents replaces (same attributes, one span per step)")
             with internal("smolagents.uninstrument_openinference"):
                 upstream.uninstrument()
-        # `opentelemetry-instrument` also loads OpenInference's entry point, maybe after ours: mark the
-        # (singleton) upstream instrumentor as active so that later instrument() is a no-op, not a
-        # second span per step. Undone in _uninstrument.
-        upstream._is_instrumented_by_opentelemetry = True
+        # `opentelemetry-instrument` also loads OpenInference's entry point, maybe after ours, and
+        # programs call its instrument() for Phoenix: on the (singleton) upstream instrumentor that
+        # does nothing now, silently, rather than add a second span per step. Undone in _uninstrument.
+        setattr(upstream, "_instrument", _skip)  # noqa: B010  # an instance attribute over its method
         self._blocked_upstream: Any = upstream
         if kwargs.get("tracer_provider") is None:
             from massgen_tracing._internal.setup import attach_live_pipeline
@@ -125,5 +131,43 @@ class SmolagentsInstrumentor(Instrumentor):
             self._patcher = None
         blocked = getattr(self, "_blocked_upstream", None)
         if blocked is not None:
-            blocked._is_instrumented_by_opentelemetry = False
+            blocked.__dict__.pop("_instrument", None)
+            blocked._is_instrumented_by_opentelemetry = False  # it may have "instrumented" by `_skip`
             self._blocked_upstream = None
+
+
+def _skip(**kwargs: Any) -> None:
+    """OpenInference's smolagents `_instrument` while ours is active."""
+
+
+def _instrumenting(upstream: Any) -> bool:
+    """True while `upstream.instrument()` is running further up this thread's stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name in ("instrument", "_instrument") and frame.f_locals.get("self") is upstream:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]  # None ends the loop
+    return False
+
+
+_FLAG = "_is_instrumented_by_opentelemetry"
+
+
+def _uninstrument_when_done(upstream: Any) -> None:
+    """Uninstrument `upstream` as soon as its running `instrument()` marks it instrumented (its last
+    step): a one-shot property on its class sees that assignment. Its `_uninstrument` puts back what it
+    found when it started wrapping, which is our instrumentation."""
+    cls = type(upstream)
+
+    def get(self: Any) -> bool:
+        return bool(self.__dict__.get(_FLAG, False))
+
+    def set_(self: Any, value: bool) -> None:
+        self.__dict__[_FLAG] = value
+        if value and self is upstream:
+            with internal("smolagents.uninstrument_openinference"):
+                if isinstance(cls.__dict__.get(_FLAG), property):
+                    delattr(cls, _FLAG)
+                upstream.uninstrument()
+
+    setattr(cls, _FLAG, property(get, set_))
