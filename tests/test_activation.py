@@ -242,7 +242,8 @@ def test_openinference_smolagents_instrumented_as_well_gives_one_span_per_step_a
     elif how == "program calls OpenInference first":
         source = PHOENIX_STYLE + SMOLAGENTS_APP
     else:
-        source = SMOLAGENTS_APP.replace("    model = ScriptedModel", PHOENIX_STYLE.strip("\n") + "\n    model = ScriptedModel")
+        after_import = PHOENIX_STYLE.strip("\n") + "\n    model = ScriptedModel"
+        source = SMOLAGENTS_APP.replace("    model = ScriptedModel", after_import)
     with OtlpReceiver(grpc=False) as rx:
         out = run_app(tmp_path, source, {
             "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "off",

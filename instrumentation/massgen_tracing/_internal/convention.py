@@ -77,14 +77,15 @@ ROUTE = _attr("massgen.route", "string[]", "end", ("node",),
               "Nodes a conditional edge or `Command(goto=...)` sent control to after this node.")
 AGENT_ID = _attr("massgen.agent.id", "string", "start", ALL,
                  "The MassGen agent this framework step runs for (set by the MassGen tools).")
-INTERRUPTED = _attr("massgen.interrupted", "boolean", "end", ("run", "node"),
-                    "True when the step paused on `interrupt()`; the status stays OK (waiting for input).")
+INTERRUPTED = _attr("massgen.interrupted", "boolean", "end", ("run", "node", "tool"),
+                    "True when the step paused on `interrupt()` (called in it, or in a tool or subgraph below "
+                    "it); the status stays OK (waiting for input).")
 ABANDONED = _attr("massgen.abandoned", "boolean", "end", ("run", "node", "planning", "action", "llm", "tool"),
                   "True when the consumer stopped iterating a streamed run before this step finished "
                   "(LangGraph: also the nodes, subgraph runs, model and tool calls cancelled as the stream "
                   "closed); the status stays UNSET.")
 ATTEMPT = _attr("massgen.attempt", "int", "start", ("node",),
-                "Attempt number of a node under a `RetryPolicy` (1 for the first try).")
+                "Attempt number of the node: 1 for the first try, 2 and up for retries under a `RetryPolicy`.")
 CODE = _attr("massgen.code", "string", "start or end", ("action",),
              "CodeAgent: the code the model wrote for this step.")
 CODE_ERROR_LINE = _attr("massgen.code.error_line", "string", "end", ("action",),
@@ -160,7 +161,7 @@ EVENT_ROUTE = _event("massgen.route", ("node",), (ROUTE_TARGETS,),
 EVENT_CUSTOM = _event("massgen.custom", ALL, (CUSTOM_DATA,),
                       "Custom data a node wrote with LangGraph's `get_stream_writer()`, as JSON.")
 EVENT_LOG = _event("massgen.log", ("action",), (LOG_TEXT,), "CodeAgent execution logs (print output).")
-EVENT_INTERRUPT = _event("massgen.interrupt", ("node", "run"), (CUSTOM_DATA,),
+EVENT_INTERRUPT = _event("massgen.interrupt", ("node", "run", "tool"), (CUSTOM_DATA,),
                          "The graph paused on `interrupt()` and waits for input (not an error).")
 EVENT_RESUME = _event("massgen.resume", ("run",), (CUSTOM_DATA,), "The run resumes with `Command(resume=...)`.")
 EVENT_EXCEPTION = _event("exception", ALL, ("exception.type", "exception.message", "exception.stacktrace"),
