@@ -15,6 +15,8 @@ from mg_cli import MassGenRun, comparable
 from massgen_tracing.testing.otlp_receiver import ReceivedSpan
 
 QUESTION = "What does tracing give a MassGen team?"
+SECRET = "sk-proj-TaskKeyAAbbCCddEEff0011223344556677889900xyz"
+SECRET_QUESTION = f"Rotate the key {SECRET} in the config"
 NOTES = ("Every framework step is an OpenTelemetry span; MassGen shows them live. "
          "MassGen runs several agents on one task; they answer, vote and present.")
 FACTS = ("OpenTelemetry traces connect MassGen's coordination to every framework step. "
@@ -107,6 +109,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, MassGen
         MassGenRun("plain", "smolagents_tool.yaml", QUESTION, {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}),
         # Our sink raises on every record.
         MassGenRun("broken_sink", "langgraph_tool.yaml", QUESTION, {}, guard=True),
+        # A key in the task, MassGen's tracing and ours on: MassGen's own spans carry the task.
+        MassGenRun("secret_task", "langgraph_tool.yaml", SECRET_QUESTION, {
+            "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "off", "MASSGEN_LOGFIRE_ENABLED": "true"}),
     ]
     started = {run.name: run.start(tmp_path_factory.mktemp(run.name)) for run in scenarios}
     yield started
@@ -234,3 +239,16 @@ def test_a_raising_sink_never_breaks_the_massgen_run(runs: dict[str, MassGenRun]
         [f"🎯 FINAL ANSWER: Final answer. Answer: The notes say: {NOTES}"]
     # Reported once, not per record.
     assert run.stderr.count("massgen-tracing: internal error in sink CallbackSink") == 1, run.describe()
+
+
+def test_a_key_in_the_task_is_masked_in_every_exported_span_massgens_own_included(
+        runs: dict[str, MassGenRun]) -> None:
+    # MassGen's spans that started before the first tool call (the coordination's task, the first model
+    # call's messages) once went out unmasked: the pipeline joined MassGen's provider at that call.
+    # It joins when MassGen loads the tools now.
+    run = finished(runs, "secret_task")
+    spans = list(run.spans)
+    leaks = sorted({s.name for s in spans if SECRET in repr((s.attributes, s.events))})
+    assert leaks == []
+    [started] = [s for s in spans if s.name == "Coordination event: coordination_started"]
+    assert "Rotate the key [REDACTED:openai_key] in the config" in repr(started.attributes)

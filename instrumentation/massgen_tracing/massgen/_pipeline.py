@@ -53,18 +53,32 @@ def honour_massgen_logfire_env() -> bool:
     return False
 
 
+def _configured() -> Any | None:
+    """The pipeline's state, configured if need be (call under `_lock`)."""
+    state = setup.current()
+    if state is None:
+        # With MASSGEN_TRACING=1 the user asked for the console view and JSONL record too; otherwise
+        # the tool only needs the live pipeline for MassGen's display (exporters follow OTEL_*).
+        enabled = resolve(report=lambda _msg: None)["enabled"]
+        state = setup.configure(instrument=False) if enabled else setup.configure(sinks=[], instrument=False)
+    return state
+
+
+def attach_to_massgen() -> None:
+    """Join MassGen's tracer provider now, when MassGen loads the tools (agent creation), not at the first
+    tool call: from here on our redaction masks MassGen's own spans too, among them the coordination's
+    task and the first model call's messages, which start before any tool is called."""
+    with internal("massgen.attach"), _lock:
+        _configured()
+
+
 def ensure_pipeline(framework: str) -> Any | None:
     """The LiveStepProcessor to stream from, with `framework` instrumented; None when tracing is disabled
     (`OTEL_SDK_DISABLED`). Imports the framework: call it off the event loop."""
     with _lock:
         # Imported here, under the lock, so MASSGEN_TRACING's import hook also runs one at a time.
         importlib.import_module(_FRAMEWORK_MODULE[framework])
-        state = setup.current()
-        if state is None:
-            # With MASSGEN_TRACING=1 the user asked for the console view and JSONL record too; otherwise
-            # the tool only needs the live pipeline for MassGen's display (exporters follow OTEL_*).
-            enabled = resolve(report=lambda _msg: None)["enabled"]
-            state = setup.configure(instrument=False) if enabled else setup.configure(sinks=[], instrument=False)
+        state = _configured()
         if state is None:
             return None
         setup.instrument_frameworks([framework], state.provider)

@@ -50,7 +50,8 @@ def _hidden(*names: str) -> Callable[[F], F]:
     return cast(Callable[[F], F], context_params(*names))
 
 
-_pipeline.honour_massgen_logfire_env()
+if _pipeline.honour_massgen_logfire_env():
+    _pipeline.attach_to_massgen()
 
 
 # --- factories ---------------------------------------------------------------------------------------
