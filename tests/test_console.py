@@ -775,3 +775,14 @@ def test_program_lines_printed_while_a_finished_run_is_printed_stay_on_screen(
     screen = _terminal_screen(received[0] + _read(master))
     assert [ln for ln in screen if ln.startswith("program line")] == [f"program line {i}" for i in range(60)]
     assert sum(ln.startswith("✓ smolagents run my_agent") for ln in screen) == 10
+
+
+def test_a_hidden_stream_shows_one_marker_with_its_chunk_count() -> None:
+    run = start("r1", None, 0, "langgraph", "run", "graph")
+    llm = start("l1", "r1", 1, "langgraph", "llm", "m")
+    deltas = [event("l1", 2 + i, c.EVENT_DELTA, {c.DELTA_TEXT: c.HIDDEN_TEXT, c.DELTA_COUNT: 1}) for i in range(3)]
+    tree = StepTree(clock=FakeClock())
+    for record in [run, llm, *deltas]:
+        tree.feed(record)
+    node = tree.running_runs()[0].children[0]
+    assert (node.text_tail, node.chunks) == (c.HIDDEN_TEXT, 3)

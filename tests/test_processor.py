@@ -792,3 +792,34 @@ def test_a_failing_redaction_of_streamed_text_hides_it_and_the_program_goes_on(m
     assert "".join(r.attributes[c.DELTA_TEXT] for r in sink.records if r.type == "event") == (
         "[REDACTED:redaction failed]" * 2)
     proc.shutdown()
+
+
+def test_a_stream_with_content_capture_off_shows_one_hidden_marker_not_one_per_chunk():
+    # OpenInference's marker per chunk, run together: `"__REDACTED____REDACTED__…" (12 chunks)`.
+    from openinference.instrumentation import REDACTED_VALUE
+
+    assert c.HIDDEN_TEXT == REDACTED_VALUE
+    sink = ListSink()
+    tracer, proc, _ = make([sink], redactor=Redactor())
+    with tracer.start_as_current_span("chat", attributes=step("llm", "m")) as span:
+        for _ in range(5):
+            span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: REDACTED_VALUE, c.DELTA_COUNT: 1})
+    assert proc.force_flush(2000)
+    deltas = [r for r in sink.records if r.event == c.EVENT_DELTA]
+    assert [(r.attributes[c.DELTA_TEXT], r.chunks) for r in deltas] == [(REDACTED_VALUE, 5)]
+
+
+def test_hidden_markers_waiting_for_a_slow_sink_merge_into_one():
+    gate = threading.Event()
+    sink = ListSink(gate=gate)
+    tracer, proc, _ = make([sink])  # no redaction: the queue itself merges the waiting deltas
+    with tracer.start_as_current_span("first", attributes=step("node", "n")):
+        pass
+    with tracer.start_as_current_span("chat", attributes=step("llm", "m")) as span:
+        for _ in range(4):
+            span.add_event(c.EVENT_DELTA, {c.DELTA_TEXT: c.HIDDEN_TEXT, c.DELTA_COUNT: 1})
+    gate.set()
+    assert proc.force_flush(5000)
+    deltas = [r for r in sink.records if r.event == c.EVENT_DELTA]
+    assert [r.attributes[c.DELTA_TEXT] for r in deltas] == [c.HIDDEN_TEXT]
+    assert sum(r.chunks for r in deltas) == 4

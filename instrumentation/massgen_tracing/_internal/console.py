@@ -435,7 +435,7 @@ class StepTree:
         name = record.event
         if name == c.EVENT_DELTA:
             text = _str(a.get(c.DELTA_TEXT)) or ""
-            node.text_tail = (node.text_tail + text)[-TAIL_CHARS:]
+            node.text_tail = c.join_streamed(node.text_tail, text)[-TAIL_CHARS:]
             node.chunks += record.chunks
             return
         if name == c.EVENT_PROGRESS:

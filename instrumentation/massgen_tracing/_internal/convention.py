@@ -135,6 +135,16 @@ TOOL_RESULT = _attr("gen_ai.tool.call.result", "string", "end", ("tool", "final_
 # --- events: what happens inside a step, at the moment it happens ----------------------------------
 DELTA_TEXT = "massgen.delta.text"
 DELTA_COUNT = "massgen.delta.count"
+# A streamed piece's text when content capture is off (OpenInference's REDACTED_VALUE): a stream of them
+# shows as one marker, not one per chunk run together.
+HIDDEN_TEXT = "__REDACTED__"
+
+
+def join_streamed(text: str, piece: str) -> str:
+    """`text` followed by the streamed `piece`, hidden-content markers kept to one."""
+    if piece == HIDDEN_TEXT and text.endswith(HIDDEN_TEXT):
+        return text
+    return text + piece
 PROGRESS_CURRENT = "massgen.progress.current"
 PROGRESS_TOTAL = "massgen.progress.total"
 PROGRESS_MESSAGE = "massgen.progress.message"

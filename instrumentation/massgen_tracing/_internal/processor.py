@@ -184,7 +184,7 @@ class _SinkWorker:
             pending = self._open_delta.get(rec.span_id)
             if pending is not None:
                 pa, ra = pending.attributes, rec.attributes
-                pa[c.DELTA_TEXT] = str(pa.get(c.DELTA_TEXT, "")) + str(ra.get(c.DELTA_TEXT, ""))
+                pa[c.DELTA_TEXT] = c.join_streamed(str(pa.get(c.DELTA_TEXT, "")), str(ra.get(c.DELTA_TEXT, "")))
                 pn, rn = pa.get(c.DELTA_COUNT), ra.get(c.DELTA_COUNT)
                 if isinstance(pn, int) and isinstance(rn, int):
                     pa[c.DELTA_COUNT] = pn + rn  # chunks of the model's stream, as the merged records say
@@ -545,7 +545,7 @@ class LiveStepProcessor(SpanProcessor):
         n = attrs.get(c.DELTA_COUNT)
         chunks = n if isinstance(n, int) and not isinstance(n, bool) else 1
         held = self._held.pop(span_id, None)
-        text = held.text + piece if held is not None else piece
+        text = c.join_streamed(held.text, piece) if held is not None else piece
         chunks += held.chunks if held is not None else 0
         cut, shown = -1, ""
         with internal("processor.delta redaction"):
