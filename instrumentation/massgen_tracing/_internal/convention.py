@@ -137,14 +137,7 @@ DELTA_TEXT = "massgen.delta.text"
 DELTA_COUNT = "massgen.delta.count"
 # A streamed piece's text when content capture is off (OpenInference's REDACTED_VALUE): a stream of them
 # shows as one marker, not one per chunk run together.
-HIDDEN_TEXT = "__REDACTED__"
-
-
-def join_streamed(text: str, piece: str) -> str:
-    """`text` followed by the streamed `piece`, hidden-content markers kept to one."""
-    if piece == HIDDEN_TEXT and text.endswith(HIDDEN_TEXT):
-        return text
-    return text + piece
+HIDDEN_TEXT = "__REDACTED__"  # see `join_streamed`
 PROGRESS_CURRENT = "massgen.progress.current"
 PROGRESS_TOTAL = "massgen.progress.total"
 PROGRESS_MESSAGE = "massgen.progress.message"
@@ -249,6 +242,31 @@ def span_name(attributes: Mapping[str, Any]) -> str:
     return str(operation) if name is None else f"{operation} {name}"
 
 
+def join_streamed(text: str, piece: str) -> str:
+    """`text` followed by the streamed `piece`, hidden-content markers kept to one."""
+    if piece == HIDDEN_TEXT and text.endswith(HIDDEN_TEXT):
+        return text
+    return text + piece
+
+
+def json_text(value: Any) -> str:
+    """`value` as text for a string attribute: a str as it is, anything else as JSON (what json cannot
+    encode by itself as its `str()`, as OpenInference's `safe_json_dumps` does). Never raises: a value
+    even that cannot encode — tuple keys, a cycle, an int over Python's 4300-digit limit, a `str()` that
+    raises — is shown as its `repr()`, or else named by its type. (That failure once dropped a whole
+    run's identity, its task being among its start attributes.)"""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except Exception:  # noqa: BLE001  # any failure of the value's own code: the next fallback
+        pass
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001  # see above
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
 def markdown_reference() -> str:
     """The handbook's convention reference, generated from this registry."""
     lines = [
@@ -276,20 +294,3 @@ def markdown_reference() -> str:
 if __name__ == "__main__":
     print(markdown_reference(), end="")
 
-
-def json_text(value: Any) -> str:
-    """`value` as text for a string attribute: a str as it is, anything else as JSON (what json cannot
-    encode by itself as its `str()`, as OpenInference's `safe_json_dumps` does). Never raises: a value
-    even that cannot encode — tuple keys, a cycle, an int over Python's 4300-digit limit, a `str()` that
-    raises — is shown as its `repr()`, or else named by its type. (That failure once dropped a whole
-    run's identity, its task being among its start attributes.)"""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    except Exception:  # noqa: BLE001  # any failure of the value's own code: the next fallback
-        pass
-    try:
-        return repr(value)
-    except Exception:  # noqa: BLE001  # see above
-        return f"<{type(value).__name__} that cannot be shown>"

@@ -15,8 +15,8 @@ from typing import Any
 
 from massgen_tracing._internal.guard import tell
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+TRUE_WORDS = ("1", "true", "yes", "on")  # also the MassGen tools' yes/no presets
+FALSE_WORDS = ("0", "false", "no", "off", "")
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ def _parse(s: Setting, raw: Any) -> Any:
         if isinstance(raw, bool):
             return raw
         v = str(raw).strip().lower()
-        if v in _TRUE:
+        if v in TRUE_WORDS:
             return True
-        if v in _FALSE:
+        if v in FALSE_WORDS:
             return False
         raise _Invalid
     if s.kind in ("int", "float"):

@@ -10,7 +10,6 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 import threading
@@ -20,7 +19,9 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 
+from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal
+from massgen_tracing._internal.settings import FALSE_WORDS, TRUE_WORDS
 from massgen_tracing.massgen import _pipeline
 from massgen_tracing.massgen._render import Line
 from massgen_tracing.massgen._run import Outcome, in_thread, stream_call
@@ -149,9 +150,9 @@ def flag(name: str, value: Any) -> bool:
         return bool(value)
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in ("true", "yes", "on", "1"):
+        if word in TRUE_WORDS:
             return True
-        if word in ("false", "no", "off", "0", ""):
+        if word in FALSE_WORDS:
             return False
     raise ValueError(f"preset_args.{name} {value!r} must be true or false")
 
@@ -169,10 +170,7 @@ def as_text(value: Any) -> str:
     if isinstance(content, list):  # content parts
         parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
         return "".join(str(p) for p in parts)
-    try:
-        return json.dumps(content, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(content)
+    return c.json_text(content)
 
 
 def graph_answer(state: Any, output_key: str | None) -> str:
