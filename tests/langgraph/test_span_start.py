@@ -1,55 +1,56 @@
-"""Step spans start through the SDK tracer directly (`_TracerView`), with the ids OpenInference would give."""
+"""Step spans start through the SDK tracer directly (`_TracerView`), with ids the program's seed cannot repeat."""
 
 from __future__ import annotations
 
-import itertools
 import logging
+import random
 from typing import Any
 
 import pytest
 from lg_graphs import REACT_TREE, react_graph, react_model
 from lg_tracing import start_tracing
 from openinference.instrumentation import OITracer, TraceConfig
-from openinference.instrumentation._tracers import _IdGenerator
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Tracer as SDKTracer
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from massgen_tracing._internal import guard
+from massgen_tracing._internal.ids import IDS
 from massgen_tracing.langgraph import LangGraphInstrumentor
 from massgen_tracing.langgraph import _tracer as lg_tracer
+from support.ids import Sequential
 
 QUESTION = {"messages": [("user", "What is 1 + 2?")]}
 
 
-class Sequential(IdGenerator):
-    def __init__(self, start: int) -> None:
-        self._ids = itertools.count(start)
-
-    def generate_span_id(self) -> int:
-        return next(self._ids)
-
-    def generate_trace_id(self) -> int:
-        return next(self._ids)
-
-
-def test_spans_take_openinferences_seed_proof_ids_when_the_provider_has_the_default_generator(
+def test_spans_take_our_seed_proof_ids_when_the_provider_has_the_default_generator(
         monkeypatch: pytest.MonkeyPatch) -> None:
     ours = Sequential(1000)
-    monkeypatch.setattr(_IdGenerator, "generate_span_id", lambda self: ours.generate_span_id())
-    monkeypatch.setattr(_IdGenerator, "generate_trace_id", lambda self: ours.generate_trace_id())
+    monkeypatch.setattr(IDS, "generate_span_id", ours.generate_span_id)
+    monkeypatch.setattr(IDS, "generate_trace_id", ours.generate_trace_id)
     traced, stop = start_tracing(monkeypatch)
     try:
         react_graph(react_model()).invoke(QUESTION)
     finally:
         stop()
     assert traced.render() == REACT_TREE
-    # One trace id and a span id per span, all from OpenInference's generator, step spans included.
+    # One trace id and a span id per span, all from our generator (where OpenInference would use its own).
     ids = sorted({s.context.trace_id for s in traced.spans} | {s.context.span_id for s in traced.spans})
     assert ids == list(range(1000, 1000 + len(traced.spans) + 1))
+
+
+def test_a_programs_random_seed_does_not_repeat_trace_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    traced, stop = start_tracing(monkeypatch)
+    try:
+        for _ in range(2):
+            random.seed(0)
+            react_graph(react_model()).invoke(QUESTION)
+    finally:
+        stop()
+    assert len({s.context.trace_id for s in traced.spans}) == 2
+    assert len({s.context.span_id for s in traced.spans}) == len(traced.spans)
 
 
 def test_spans_take_the_providers_own_id_generator_when_it_has_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,13 +3,19 @@ the guard: our own failures never break the agent."""
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
 from openinference.instrumentation import TraceConfig
 from openinference.instrumentation.smolagents import SmolagentsInstrumentor as OpenInferenceInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sa_helpers import Traced, lookup, make_provider
 from smolagents.agents import MultiStepAgent
 from smolagents.models import Model
@@ -22,6 +28,7 @@ from massgen_tracing._internal.sinks import CallbackSink
 from massgen_tracing.smolagents import SmolagentsInstrumentor, _attributes
 from massgen_tracing.testing.smolagents_models import ScriptedModel, code, final_answer, tool_call
 from smolagents import CodeAgent, ToolCallingAgent, local_python_executor
+from support.ids import Sequential
 
 PATCHED = {MultiStepAgent: ("run", "__call__", "_generate_planning_step", "_step_stream",
                             "_handle_max_steps_reached"),
@@ -47,6 +54,16 @@ def snapshot() -> dict[tuple[type, str], Any]:
     state[(local_python_executor.PrintContainer, "__iadd__")] = local_python_executor.PrintContainer.__iadd__
     state[(local_python_executor, "ThreadPoolExecutor")] = local_python_executor.ThreadPoolExecutor  # type: ignore[index]
     return state
+
+
+@contextmanager
+def instrumented(provider: TracerProvider) -> Iterator[None]:
+    instrumentor = SmolagentsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
 
 
 def weather_run() -> Any:
@@ -207,12 +224,8 @@ def test_the_live_step_processor_gets_each_step_at_start_with_its_identity() -> 
     processor = LiveStepProcessor([CallbackSink(records.append)])
     provider, _ = make_provider()
     provider.add_span_processor(processor)
-    instrumentor = SmolagentsInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
+    with instrumented(provider):
         assert weather_run() == "sunny"
-    finally:
-        instrumentor.uninstrument()
     deadline = time.monotonic() + 5
     while not processor.force_flush(100) and time.monotonic() < deadline:
         pass
@@ -280,3 +293,26 @@ def test_a_secret_in_a_tool_result_is_masked_though_smolagents_wraps_it_in_a_str
     assert key not in exported and exported.count("[REDACTED:openai_key]") >= 4
     assert key not in repr([r.to_dict() for r in records])
     processor.shutdown()
+
+
+def test_a_programs_random_seed_does_not_repeat_trace_or_span_ids(traced: Traced) -> None:
+    # The SDK's default generator draws from the `random` module: a program seeding it for reproducible
+    # runs would give every run the same trace id, and backends would merge them into one trace.
+    runs: list[set[int]] = []
+    for _ in range(2):
+        random.seed(0)
+        assert weather_run() == "sunny"
+        runs.append({s.context.span_id for s in traced.spans()} - set().union(*runs))
+    assert len(traced.trace_ids()) == 2
+    assert len(runs[0]) == len(runs[1]) == len(traced.spans()) // 2
+
+
+def test_a_providers_own_id_generator_is_kept() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=Sequential(7000), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with instrumented(provider):
+        assert weather_run() == "sunny"
+    spans = exporter.get_finished_spans()
+    ids = sorted({s.context.trace_id for s in spans} | {s.context.span_id for s in spans})
+    assert ids == list(range(7000, 7000 + len(spans) + 1))

@@ -37,6 +37,7 @@ from opentelemetry.trace import Span
 
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, strict
+from massgen_tracing._internal.ids import IDS
 from massgen_tracing.langgraph import _attributes as a
 from massgen_tracing.langgraph._oi_end import update_span
 from massgen_tracing.langgraph._runs import builders
@@ -75,7 +76,9 @@ class _TracerView:
     `OITracer.start_span` passes the `OITracer` itself (a wrapt proxy) as `self`, for its id generator;
     each of the nine attributes `start_span` reads then costs a proxy lookup (~7 µs per span). This
     view reads them straight from the SDK tracer, each time (a provider may update its tracers'
-    configuration), and chooses the id generator as `OITracer.id_generator` does.
+    configuration), and chooses the id generator where `OITracer.id_generator` would choose
+    OpenInference's: ours, as unaffected by the program's `random.seed()` but without a system call per id
+    (see `massgen_tracing._internal.ids`).
     """
 
     __slots__ = ("_oi", "_tracer")
@@ -88,7 +91,7 @@ class _TracerView:
     def id_generator(self) -> Any:
         generator = self._tracer.id_generator
         if generator is not None and generator.__class__ is RandomIdGenerator:
-            return self._oi._self_id_generator  # OpenInference's, unaffected by the program's random.seed()
+            return IDS
         return generator
 
     def _is_enabled(self) -> bool:
@@ -108,8 +111,8 @@ def _span_starter(oi: Any) -> tuple[Any, Callable[..., Any] | None]:
 
     OITracer calls the wrapped tracer's class's `start_span` with the OITracer itself as `self`. When
     that is the SDK's own `Tracer.start_span` (not a subclass's: Logfire's proxy tracer, say, has its
-    own) and a `_TracerView` reads everything it needs and picks the same id generator, the view
-    stands in for the proxy; otherwise it is exactly OpenInference's call.
+    own) and a `_TracerView` reads everything it needs and picks the same id generator (or ours where
+    OpenInference would pick its own), the view stands in for the proxy; otherwise it is exactly OpenInference's call.
     """
     wrapped = getattr(oi, "__wrapped__", None)
     start = getattr(type(wrapped), "start_span", None)
@@ -119,7 +122,8 @@ def _span_starter(oi: Any) -> tuple[Any, Callable[..., Any] | None]:
             for name in ("id_generator", *_START_SPAN_READS):  # a tracer built without the SDK's
                 getattr(view, name)  # __init__ lacks some
             view._is_enabled()
-            if view.id_generator is oi.id_generator:
+            chosen = oi.id_generator  # OpenInference's own, or the provider's when that is not the SDK's
+            if view.id_generator is chosen or (chosen is oi._self_id_generator and view.id_generator is IDS):
                 return view, start
     except Exception:  # noqa: BLE001  # a tracer unlike the SDK's we know: OpenInference's way
         pass
