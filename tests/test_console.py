@@ -11,9 +11,14 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.style import Style
+from rich.text import Text
+from rich.tree import Tree
 
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.console import (
+    PRINT_CHILDREN,
+    UNICODE,
     LiveConsoleSink,
     PlainConsoleSink,
     StepTree,
@@ -404,6 +409,100 @@ def test_a_finished_run_leaves_the_live_region_and_its_tree_is_printed() -> None
         '│   └── ✓ llm gpt-4o  52ms  in=12 out=8  calls search {"q": "x"}\n'
         "└── ✗ node tools #2  14ms  ValueError: boom\n"
         "    └── ✓ tool search  8ms\n"
+    )
+
+
+class _AsciiFile(io.StringIO):
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "ascii"
+
+
+def _cells(ansi: str) -> list[tuple[str, str]]:
+    """Each character of rendered output with the style it is drawn in."""
+    text = Text.from_ansi(ansi)
+    styles = [""] * len(text.plain)
+    for span in text.spans:
+        for i in range(span.start, span.end):
+            styles[i] = str(Style.combine([Style.parse(styles[i] or "none"), Style.parse(str(span.style))]))
+    return list(zip(text.plain, styles, strict=True))
+
+
+def _rich_tree(tree: StepTree, root: Any) -> Tree:
+    """A finished run drawn with rich's own Tree, from the same lines: what the printed run matches."""
+    now = tree.now()
+
+    def line(node: Any) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for part, style in tree._parts(node, UNICODE, now, live=False):
+            text.append(part, style=style)
+        return text
+
+    def add(branch: Tree, node: Any) -> None:
+        hidden, shown = tree._shown_children(node, PRINT_CHILDREN)
+        if hidden:
+            branch.add(Text(tree._hidden_text(hidden, UNICODE), style="dim", no_wrap=True, overflow="ellipsis"))
+        for child in shown:
+            add(branch.add(line(child)), child)
+
+    out = Tree(line(root), guide_style="dim")
+    add(out, root)
+    return out
+
+
+def test_a_printed_run_is_drawn_exactly_as_riches_tree_draws_it_at_any_width() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock, max_children=PRINT_CHILDREN + 5)
+    lg = langgraph_run()
+    records = lg[:1]
+    for i in range(PRINT_CHILDREN + 3):  # more than a printed step shows: an "earlier steps" line
+        node = start(f"m{i}", "r1", 0.1, "langgraph", "node", "map", index=4 + i)
+        records += [node, end(node, 0.5, status="error" if i % 7 == 0 else "ok", error="bad")]
+    records += lg[1:-1]  # a step with a child under a step that has later siblings, and one under the last
+    wide = start("w1", "r1", 76, "langgraph", "node", "翻訳者 📚 " + "x" * 70, index=3)
+    deep = start("d1", "w1", 77, "langgraph", "llm", "model-" + "y" * 30)
+    deeper = start("d2", "d1", 78, "langgraph", "tool", "lookup", extra={c.TOOL_ARGUMENTS: '{"k": 1}'})
+    records += [wide, deep, deeper, end(deeper, 79), end(deep, 80), end(wide, 81), end(lg[0], 200)]
+    feed(tree, clock, records)
+    [run] = tree.finished_runs()
+    for width in (12, 30, 41, 42, 43, 60, 100, 160):
+        for ascii_only in (False, True):
+            outputs = []
+            for renderable in (tree.render_run(run), _rich_tree(tree, run)):
+                file = _AsciiFile() if ascii_only else io.StringIO()
+                console = Console(file=file, width=width, force_terminal=True, color_system="truecolor")
+                console.print(renderable)
+                outputs.append(_cells(file.getvalue()))
+            ours, riches = outputs
+            assert "".join(ch for ch, _ in ours) == "".join(ch for ch, _ in riches), (width, ascii_only)
+            assert ours == riches, (width, ascii_only)
+    lines = render(tree.render_run(run)).splitlines()  # the run, "earlier steps", 50 children, 4 below them
+    assert (len(lines), lines[1]) == (1 + 1 + PRINT_CHILDREN + 4, "├── … 6 earlier steps")
+    assert lines[-7:] == [
+        "├── ✓ node agent #1  59ms  in=12 out=8  → tools",
+        '│   └── ✓ llm gpt-4o  52ms  in=12 out=8  calls search {"q": "x"}',
+        "├── ✗ node tools #2  14ms  ValueError: boom",
+        "│   └── ✓ tool search  8ms",
+        "└── ✓ node 翻訳者 📚 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx #3  5ms",
+        "    └── ✓ llm model-yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy  3ms",
+        '        └── ✓ tool lookup  1ms'
+    ]
+
+
+def test_control_characters_in_names_show_escaped_on_one_line_live_and_printed() -> None:
+    clock = FakeClock()
+    tree = StepTree(clock=clock)
+    run = start("r1", None, 0, "langgraph", "run", "my\ngraph\x1b[2J")
+    node = start("n1", "r1", 1, "langgraph", "node", "a\tb\x07", index=1)
+    feed(tree, clock, [run, node])
+    assert render(tree.renderable()) == (
+        "▶ langgraph run my\\ngraph\\x1b[2J  1ms  step 1\n"
+        "└── ▶ node a\\tb\\x07 #1  0ms\n"
+    )
+    feed(tree, clock, [end(node, 4), end(run, 5)])
+    assert render(tree.render_run(tree.finished_runs()[0])) == (
+        "✓ langgraph run my\\ngraph\\x1b[2J  5ms  step 1\n"
+        "└── ✓ node a\\tb\\x07 #1  3ms\n"
     )
 
 
