@@ -722,17 +722,39 @@ def terminal() -> Iterator[tuple[int, Any]]:
         os.close(master)
 
 
-def _read(master: int) -> str:
-    import os
-    import select
+class _PtyReader:
+    """Reads what a terminal shows on a thread of its own until stopped, so that the pty never fills up
+    and blocks its writers however slow the machine is (a read that stopped at the first quiet 0.2 s left
+    rich's refresh thread blocked in a write, and the test hung closing the terminal)."""
 
-    out = b""
-    while select.select([master], [], [], 0.2)[0]:
-        chunk = os.read(master, 65536)
-        if not chunk:
-            break
-        out += chunk
-    return out.decode("utf-8", "replace")
+    def __init__(self, master: int) -> None:
+        self._master = master
+        self._chunks: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import os
+        import select
+
+        while True:
+            if select.select([self._master], [], [], 0.05)[0]:
+                try:
+                    chunk = os.read(self._master, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                self._chunks.append(chunk)
+            elif self._stop.is_set():
+                return
+
+    def stop(self) -> str:
+        """Everything shown, once the terminal has been quiet for a moment."""
+        self._stop.set()
+        self._thread.join(30)
+        return b"".join(self._chunks).decode("utf-8", "replace")
 
 
 def _screen(raw: str) -> str:
@@ -760,6 +782,7 @@ def test_the_programs_stdout_on_the_same_terminal_is_shown_exactly_above_the_liv
     import sys
 
     master, tty = terminal
+    reader = _PtyReader(master)
     sink = _live_on(tty, monkeypatch, refresh_per_second=50)
     assert sys.stdout is not tty  # taken over: the region redraws below the program's lines
     # Text rich would read as markup or emoji codes; a flushed partial line; write()'s return value.
@@ -772,7 +795,7 @@ def test_the_programs_stdout_on_the_same_terminal_is_shown_exactly_above_the_liv
     print("\x1b[31mred\x1b[0m end")
     sink.close()
     assert sys.stdout is tty
-    shown = _screen(_read(master))
+    shown = _screen(reader.stop())
     lines = [ln for ln in shown.split("\n") if ln and "smolagents run" not in ln]
     assert lines[:5] == ["[red]partial[/red] :thumbs_up:", "abc", "n = 4", "progress [/] 50%",
                          "red end"]
@@ -781,15 +804,12 @@ def test_the_programs_stdout_on_the_same_terminal_is_shown_exactly_above_the_liv
 def test_a_program_printing_thousands_of_lines_redraws_the_live_region_a_few_times_not_per_line(
         terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     master, tty = terminal
+    reader = _PtyReader(master)
     sink = _live_on(tty, monkeypatch, refresh_per_second=8)
-    received: list[str] = []
-    reader = threading.Thread(target=lambda: received.append(_read(master)))  # keep the pty from filling up
-    reader.start()
     for i in range(3000):
         print(f"line {i}")
     sink.close()
-    reader.join()
-    raw = received[0] + _read(master)
+    raw = reader.stop()
     assert [ln for ln in _screen(raw).split("\n") if ln.startswith("line ")] == [
         f"line {i}" for i in range(3000)]
     # One drawing per printed line made such programs 100x slower; now lines wait for a refresh
@@ -846,9 +866,7 @@ def test_program_lines_printed_while_a_finished_run_is_printed_stay_on_screen(
         return control
 
     monkeypatch.setattr(LiveRender, "position_cursor", slow_position_cursor)
-    received: list[str] = []
-    reader = threading.Thread(target=lambda: received.append(_read(master)))
-    reader.start()
+    reader = _PtyReader(master)
     runs = [[dataclasses.replace(r, trace_id=f"t{i}") for r in smolagents_run()] for i in range(10)]
 
     def sink_thread() -> None:
@@ -870,8 +888,7 @@ def test_program_lines_printed_while_a_finished_run_is_printed_stay_on_screen(
     # (Printing under our lock while rich's refresh thread held its own and wanted ours hung here.)
     assert not any(t.is_alive() for t in threads), "the program or the sink thread is stuck"
     sink.close()
-    reader.join()
-    screen = _terminal_screen(received[0] + _read(master))
+    screen = _terminal_screen(reader.stop())
     assert [ln for ln in screen if ln.startswith("program line")] == [f"program line {i}" for i in range(60)]
     assert sum(ln.startswith("✓ smolagents run my_agent") for ln in screen) == 10
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE
@@ -86,19 +86,25 @@ def symbols_for(encoding: str | None) -> Symbols:
 
 
 _NO_COUNTS: Counter[str] = Counter()
+# Read for every record on the sink's thread: module globals, not attribute lookups on `c` each time.
+_STEP_KIND, _STEP_NAME, _FRAMEWORK, _STEP_INDEX = c.STEP_KIND, c.STEP_NAME, c.FRAMEWORK, c.STEP_INDEX
+_STEP_MAX, _RUN_INPUT, _TOOL_ARGUMENTS = c.STEP_MAX, c.RUN_INPUT, c.TOOL_ARGUMENTS
+_INTERRUPTED, _ABANDONED, _ROUTE = c.INTERRUPTED, c.ABANDONED, c.ROUTE
+_IN_TOKENS, _PROMPT_TOKENS = c.GEN_AI_INPUT_TOKENS, c.LLM_TOKEN_PROMPT
+_OUT_TOKENS, _COMPLETION_TOKENS = c.GEN_AI_OUTPUT_TOKENS, c.LLM_TOKEN_COMPLETION
 
 
-@dataclass(eq=False)
 class StepNode:
-    """One step as the console sees it. Mutated only under its `StepTree`'s lock."""
+    """One step as the console sees it. Mutated only under its `StepTree`'s lock.
 
-    span_id: str
-    trace_id: str
-    kind: str
-    name: str
-    start_ns: int
+    Not a dataclass: one is made for every step, and a dataclass's `__init__` assigns all 30 fields
+    (1.5 µs a step on the sink's thread); this one assigns the identity, and every other field reads its
+    class-level default until the step sets it. Defaults are immutable or shared and never mutated.
+    """
+
     framework: str | None = None
     parent: StepNode | None = None
+    top: StepNode | None = None  # the root above this step, set with its parent (None for a root itself)
     depth: int = 0
     index: int | None = None
     max_steps: int | None = None
@@ -119,19 +125,25 @@ class StepNode:
     route: Sequence[str] = ()  # replaced, never appended to
     dropped_events: int = 0
     last_index: int | None = None  # runs: highest step index seen among their own steps
-    children: list[StepNode] = field(default_factory=list)
     elided: int = 0  # finished children dropped from memory (or never shown)
     # Runs and roots: steps below, by kind. Other steps share one empty Counter, never written (a Counter
     # per step cost as much as the rest of the node): `_create` gives a step its own on its first count.
-    # A class attribute, not a field: a dataclass calls a default factory in every `__init__`.
-    step_counts = _NO_COUNTS
+    step_counts: Counter[str] = _NO_COUNTS
+
+    def __init__(self, span_id: str, trace_id: str, kind: str, name: str, start_ns: int) -> None:
+        self.span_id = span_id
+        self.trace_id = trace_id
+        self.kind = kind
+        self.name = name
+        self.start_ns = start_ns
+        self.children: list[StepNode] = []
+
+    def __repr__(self) -> str:
+        return f"StepNode({self.kind} {self.name!r}, span {self.span_id}, {self.status})"
 
     @property
     def root(self) -> StepNode:
-        node = self
-        while node.parent is not None:
-            node = node.parent
-        return node
+        return self.top or self
 
     @property
     def tokens(self) -> tuple[int | None, int | None]:
@@ -152,9 +164,11 @@ class StepNode:
 
 def format_duration(ns: int) -> str:
     """`52ms`, `1.2s`, `2m03s`, `1h05m`: short, and stable for a given duration."""
-    ms = ns / 1e6
-    if ms < 1000:
-        return f"{ms:.0f}ms"
+    if ns < 999_500_000:  # whole milliseconds, half to even (as `f"{ns / 1e6:.0f}"`, in integers: 3x faster)
+        ms, rest = divmod(ns, 1_000_000)
+        if rest > 500_000 or (rest == 500_000 and ms & 1):
+            ms += 1
+        return f"{ms}ms"
     s = ns / 1e9
     if s < 60:
         return f"{s:.1f}s"
@@ -360,7 +374,8 @@ class StepTree:
         if self._latest_ns is None or t > self._latest_ns:
             self._latest_ns = t
         self._latest_at = self._clock()
-        node = self._nodes.get((str(record.trace_id), record.span_id))
+        trace_id = record.trace_id
+        node = self._nodes.get((trace_id if type(trace_id) is str else str(trace_id), record.span_id))
         kind = record.type
         if node is None:
             node = self._create(record)
@@ -382,8 +397,9 @@ class StepTree:
         if record.type == "end" and isinstance(record.start_time_ns, int):
             start = record.start_time_ns
         # Kind and name as placeholders: `_identify` reads both from the attributes when they are there.
-        node = StepNode(span_id=record.span_id, trace_id=str(record.trace_id), kind="step",
-                        name=record.span_name or "?", start_ns=start if isinstance(start, int) else 0)
+        trace_id = record.trace_id
+        node = StepNode(record.span_id, trace_id if type(trace_id) is str else str(trace_id), "step",
+                        record.span_name or "?", start if isinstance(start, int) else 0)
         self._identify(node, a)
         parent = self._resolve_parent(record, node)
         key = (node.trace_id, node.span_id)
@@ -393,37 +409,42 @@ class StepTree:
             self._trace_roots.setdefault(node.trace_id, []).append(node)
         else:
             node.parent = parent
+            node.top = parent.top or parent
             node.depth = parent.depth + 1
             parent.children.append(node)
+            kind = node.kind
+            run: StepNode | None = None  # the nearest run above
             anc: StepNode | None = parent  # loops, not a generator: this runs for every record
             while anc is not None:
                 if anc.kind == "run" or anc.parent is None:
-                    if anc.step_counts is _NO_COUNTS:
-                        anc.step_counts = Counter()
-                    anc.step_counts[node.kind] += 1
+                    counts = anc.step_counts
+                    if counts is _NO_COUNTS:
+                        counts = anc.step_counts = Counter()
+                    counts[kind] = counts.get(kind, 0) + 1  # not `+= 1`: Counter's __missing__ is Python
+                    if run is None and anc.kind == "run":
+                        run = anc
                 anc = anc.parent
-            run = self._run_of(node)
-            if run is not None and node.index is not None and node.kind in ("node", "planning", "action"):
+            if run is not None and node.index is not None and kind in ("node", "planning", "action"):
                 run.last_index = node.index if run.last_index is None else max(run.last_index, node.index)
         return node
 
     def _identify(self, node: StepNode, a: dict[str, Any]) -> None:
-        # Start attributes carry the identity; an end or a late start may fill in what we lacked.
-        # (Absent keys are skipped before any conversion: this runs for every start and end.)
+        # Start attributes carry the identity; a late start may fill in what we lacked (an end does so in
+        # `_apply_end`). Absent keys are skipped before any conversion: this runs for every start.
         get = a.get
-        if (v := get(c.STEP_KIND)) is not None and node.kind == "step":
-            node.kind = _str(v) or node.kind
-        if (v := get(c.STEP_NAME)) is not None:
-            node.name = _str(v) or node.name
-        if (v := get(c.FRAMEWORK)) is not None:
-            node.framework = _str(v) or node.framework
-        if node.index is None and (v := get(c.STEP_INDEX)) is not None:
+        if (v := get(_STEP_KIND)) is not None and node.kind == "step":
+            node.kind = v if type(v) is str and v else _str(v) or node.kind
+        if (v := get(_STEP_NAME)) is not None:
+            node.name = v if type(v) is str and v else _str(v) or node.name
+        if (v := get(_FRAMEWORK)) is not None:
+            node.framework = v if type(v) is str and v else _str(v) or node.framework
+        if node.index is None and (v := get(_STEP_INDEX)) is not None:
             node.index = _int(v)
-        if node.max_steps is None and (v := get(c.STEP_MAX)) is not None:
+        if node.max_steps is None and (v := get(_STEP_MAX)) is not None:
             node.max_steps = _int(v)
-        if (v := get(c.RUN_INPUT)) is not None:
+        if (v := get(_RUN_INPUT)) is not None:
             node.task = _str(v) or node.task
-        if (v := get(c.TOOL_ARGUMENTS)) is not None:
+        if (v := get(_TOOL_ARGUMENTS)) is not None:
             node.arguments = _str(v) or node.arguments
 
     def _resolve_parent(self, record: StepRecord, node: StepNode) -> StepNode | None:
@@ -441,15 +462,6 @@ class StepTree:
         for root in reversed(roots):
             if root.kind == "run":
                 return root
-        return None
-
-    @staticmethod
-    def _run_of(node: StepNode) -> StepNode | None:
-        anc = node.parent
-        while anc is not None:
-            if anc.kind == "run":
-                return anc
-            anc = anc.parent
         return None
 
     def _apply_event(self, node: StepNode, record: StepRecord) -> None:
@@ -472,9 +484,22 @@ class StepTree:
 
     def _apply_end(self, node: StepNode, record: StepRecord) -> None:
         a = record.attributes if isinstance(record.attributes, dict) else {}
-        self._identify(node, a)
         if node.status != "running":
+            self._identify(node, a)
             return  # a duplicate end: keep the first
+        get = a.get
+        # What the end may add to the identity (a step that started without some of it); the task and
+        # the arguments show only on the start line, printed already.
+        if (v := get(_STEP_NAME)) is not None and v != node.name:
+            node.name = _str(v) or node.name
+        if node.framework is None and (v := get(_FRAMEWORK)) is not None:
+            node.framework = _str(v)
+        if node.kind == "step" and (v := get(_STEP_KIND)) is not None:
+            node.kind = _str(v) or node.kind
+        if node.index is None and (v := get(_STEP_INDEX)) is not None:
+            node.index = _int(v)
+        if node.max_steps is None and (v := get(_STEP_MAX)) is not None:
+            node.max_steps = _int(v)
         node.end_ns = record.time_ns if isinstance(record.time_ns, int) else node.start_ns
         if isinstance(record.start_time_ns, int):
             node.start_ns = record.start_time_ns
@@ -482,29 +507,32 @@ class StepTree:
             node.status = "error"
             node.error = _escape(_error_head(record.error)) if isinstance(record.error, str) and record.error else None
             node.error = node.exception or node.error or "error"
-        elif a.get(c.INTERRUPTED) is True:
+        elif get(_INTERRUPTED) is True:
             node.status = "interrupted"
-        elif a.get(c.ABANDONED) is True:
+        elif get(_ABANDONED) is True:
             node.status = "abandoned"
         else:
             node.status = "ok"
-        node.dropped_events = record.dropped_events if isinstance(record.dropped_events, int) else 0
-        get = a.get
-        if (route := get(c.ROUTE)) is not None and (route := _str_list(route)):
+        if record.dropped_events and isinstance(record.dropped_events, int):
+            node.dropped_events = record.dropped_events
+        if (route := get(_ROUTE)) is not None and (route := _str_list(route)):
             node.route = route
-        tin = _int_of(get, c.GEN_AI_INPUT_TOKENS, c.LLM_TOKEN_PROMPT)
-        tout = _int_of(get, c.GEN_AI_OUTPUT_TOKENS, c.LLM_TOKEN_COMPLETION)
-        node.input_tokens, node.output_tokens = tin, tout
-        if node.kind == "llm":
-            anc = node.parent
-            while anc is not None:
-                anc.sum_input_tokens = _add(anc.sum_input_tokens, tin)
-                anc.sum_output_tokens = _add(anc.sum_output_tokens, tout)
-                anc = anc.parent
-        if node.parent is None:
+        # Most steps carry no token counts: two key tests, no calls, and the class defaults stay.
+        tin = _int_of(get, _IN_TOKENS, _PROMPT_TOKENS) if _IN_TOKENS in a or _PROMPT_TOKENS in a else None
+        tout = _int_of(get, _OUT_TOKENS, _COMPLETION_TOKENS) if _OUT_TOKENS in a or _COMPLETION_TOKENS in a else None
+        if tin is not None or tout is not None:
+            node.input_tokens, node.output_tokens = tin, tout
+            if node.kind == "llm":
+                anc = node.parent
+                while anc is not None:
+                    anc.sum_input_tokens = _add(anc.sum_input_tokens, tin)
+                    anc.sum_output_tokens = _add(anc.sum_output_tokens, tout)
+                    anc = anc.parent
+        parent = node.parent
+        if parent is None:
             self._retire(node)
-        else:
-            self._prune(node.parent)
+        elif len(parent.children) > self._max_children:
+            self._prune(parent)
 
     def _prune(self, parent: StepNode) -> None:
         excess = len(parent.children) - self._max_children
@@ -774,54 +802,68 @@ class PlainConsoleSink:
 
     def format(self, record: StepRecord, node: StepNode) -> str:
         """The line for `record` about `node` (already fed to this sink's tree)."""
+        # Runs for every record on the sink's thread, holding the GIL the program wants: helpers inlined.
+        global _clock_cache
         sym = self._sym
-        parts: list[str] = []
         if self._show_time:
             t = record.time_ns if isinstance(record.time_ns, int) and record.time_ns > 0 else self._clock()
-            parts.append(_local_time(t) + " ")
-        root = node
-        while root.parent is not None:  # `node.root` inline: the property call was 1.3 % of this sink's work
-            root = root.parent
-        if not self._tagging and len(self._tree._running) + (root.status != "running") > 1:  # lock held
-            # Several runs at once interleave their lines; a short run tag keeps them apart for grep. From
-            # then on every line has one: a run's lines tagged only while another was running read as
-            # belonging to whichever run was tagged last.
-            self._tagging = True
-        if self._tagging:
-            parts.append(f"[{root.span_id[:6]}] ")
-        parts.append("  " * node.depth)
-        if record.type == "start":
-            parts.append(f"{sym.start} {label(node)}")
-            if node.kind == "run" and node.task:
-                parts.append(f' "{_clip(_escape(node.task), DETAIL_CHARS, sym.ellipsis)}"')
-            elif node.arguments:  # tool arguments are JSON already: no quotes around them
-                parts.append(f" {_clip(_escape(node.arguments), DETAIL_CHARS, sym.ellipsis)}")
-        elif record.type == "event":
-            parts.append(f"{sym.event} {label(node)} {describe_event(record, sym)}")
+            secs, rem = divmod(t, 1_000_000_000)
+            cached_secs, clock = _clock_cache  # one tuple: safe to read and replace from several sink threads
+            if cached_secs != secs:
+                clock = time.strftime("%H:%M:%S", time.localtime(secs))
+                _clock_cache = (secs, clock)
+            head = f"{clock}.{rem // 1_000_000:03d} "
         else:
-            parts.append(self._end_text(node, sym))
-        return "".join(parts)
+            head = ""
+        if not self._tagging:
+            running = len(self._tree._running)  # lock held
+            if running > 1 or (running == 1 and (node.top or node).status != "running"):
+                # Several runs at once interleave their lines; a short run tag keeps them apart for grep.
+                # From then on every line has one: a run's lines tagged only while another was running
+                # read as belonging to whichever run was tagged last.
+                self._tagging = True
+        if self._tagging:
+            head += f"[{(node.top or node).span_id[:6]}] "
+        if node.depth:
+            head += "  " * node.depth
+        kind = record.type
+        if kind == "start":
+            line = f"{head}{sym.start} {label(node)}"
+            if node.kind == "run" and node.task:
+                return f'{line} "{_clip(_escape(node.task), DETAIL_CHARS, sym.ellipsis)}"'
+            if node.arguments:  # tool arguments are JSON already: no quotes around them
+                return f"{line} {_clip(_escape(node.arguments), DETAIL_CHARS, sym.ellipsis)}"
+            return line
+        if kind == "event":
+            return f"{head}{sym.event} {label(node)} {describe_event(record, sym)}"
+        return head + self._end_text(node, sym)
 
     @staticmethod
     def _end_text(node: StepNode, sym: Symbols) -> str:
-        words = [f"{sym.end_icon(node.status)} {label(node)}",
-                 format_duration(node.elapsed_ns(node.end_ns or node.start_ns))]
+        status = node.status
+        text = (f"{sym.ok if status == 'ok' else sym.end_icon(status)} {label(node)} "
+                f"{format_duration(max(0, (node.end_ns or node.start_ns) - node.start_ns))}")
         if node.kind == "run" or node.parent is None:
             steps = sum(node.step_counts.values())
             if steps:
-                words.append(f"{steps} step" + ("" if steps == 1 else "s"))
-        tokens = format_tokens(node)
-        if tokens:
-            words.append(tokens)
+                text += f" {steps} step" + ("" if steps == 1 else "s")
+        if (node.input_tokens is not None or node.output_tokens is not None
+                or node.sum_input_tokens is not None or node.sum_output_tokens is not None):
+            tokens = format_tokens(node)
+            if tokens:
+                text += f" {tokens}"
         if node.route:
-            words.append(f"{sym.arrow} " + ", ".join(node.route))
-        if node.status in ("interrupted", "abandoned"):
-            words.append(node.status)
-        if node.dropped_events:
-            words.append(f"({node.dropped_events} events dropped)")
-        if node.status == "error":
-            words.append(_clip(node.error or "error", DETAIL_CHARS, sym.ellipsis))
-        return " ".join(words)
+            text += f" {sym.arrow} " + ", ".join(node.route)
+        if status != "ok":
+            if status in ("interrupted", "abandoned"):
+                text += f" {status}"
+            if node.dropped_events:
+                text += f" ({node.dropped_events} events dropped)"
+            if status == "error":
+                text += " " + _clip(node.error or "error", DETAIL_CHARS, sym.ellipsis)
+        elif node.dropped_events:
+            text += f" ({node.dropped_events} events dropped)"
+        return text
 
     def _write(self, line: str) -> None:
         if self._transcode:
@@ -842,17 +884,7 @@ class PlainConsoleSink:
         self._tree.after_fork_in_child()
 
 
-_clock_cache: tuple[int, str] = (-1, "")
-
-
-def _local_time(ns: int) -> str:
-    global _clock_cache
-    secs, rem = divmod(ns, 1_000_000_000)
-    cached_secs, text = _clock_cache  # one tuple: safe to read and replace from several sink threads
-    if cached_secs != secs:
-        text = time.strftime("%H:%M:%S", time.localtime(secs))
-        _clock_cache = (secs, text)
-    return f"{text}.{rem // 1_000_000:03d}"
+_clock_cache: tuple[int, str] = (-1, "")  # (epoch second, its local HH:MM:SS), shared by the plain sinks
 
 
 # --- the live sink ------------------------------------------------------------------------------------

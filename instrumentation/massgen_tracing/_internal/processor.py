@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
@@ -25,7 +25,6 @@ from massgen_tracing._internal.redact import _MIN_LEN, Redactor, stable_end
 from massgen_tracing._internal.sinks import Sink
 
 logger = logging.getLogger("massgen_tracing")
-_STATUS = {StatusCode.OK: "ok", StatusCode.ERROR: "error", StatusCode.UNSET: "unset"}
 # While records keep coming, a sink thread looks for new ones this often instead of being woken for
 # each: bounds added latency to 2 ms (target: p99 <= 5 ms) and wake-ups to 500/s per busy sink.
 _POLL_S = 0.002
@@ -342,6 +341,7 @@ class LiveStepProcessor(SpanProcessor):
         # end without a lock.
         self._enclosing: dict[int, int] = {}
         self._open_steps: dict[int, StepRecord] = {}
+        self._last_trace: tuple[int, str] = (0, "")  # the last trace id seen at a step's start, and its hex
         self._held: dict[int, _HeldText] = {}  # span id -> streamed text held back, masked when shown
         self._live: dict[int, Span] = {}  # every span started and not ended yet, in start order
         if hasattr(os, "register_at_fork"):
@@ -399,7 +399,9 @@ class LiveStepProcessor(SpanProcessor):
         changed: list[tuple[str, Any]] = []
         for k, v in out.items():
             if type(v) is str or isinstance(v, str):  # subclasses too: smolagents' AgentText
-                nv = red.redact(v) if red is not None and len(v) >= _MIN_LEN else v
+                if len(v) < _MIN_LEN:  # most identity strings: nothing to mask, nothing to cut
+                    continue
+                nv = red.redact(v) if red is not None else v
                 if len(nv) > limit:
                     nv = self._cut(nv)
                 if nv is not v:
@@ -421,9 +423,12 @@ class LiveStepProcessor(SpanProcessor):
         """
         shared: dict[str, Any] = attrs if type(attrs) is dict else dict(attrs) if attrs else {}
         limit = self._max_len
-        long = [k for k, v in shared.items() if isinstance(v, str) and len(v) > limit]
-        if not long:
+        for v in shared.values():  # a plain loop, no list: nearly every end record has no long string
+            if isinstance(v, str) and len(v) > limit:
+                break
+        else:
             return shared
+        long = [k for k, v in shared.items() if isinstance(v, str) and len(v) > limit]
         out = dict(shared)
         for k in long:
             out[k] = self._cut(out[k])
@@ -447,23 +452,24 @@ class LiveStepProcessor(SpanProcessor):
                 hook(span, parent_context)
         with internal("processor.on_start"):
             ctx = span.get_span_context()
-            self._live[ctx.span_id] = span
+            span_id = ctx.span_id  # a property: read once (this runs for every span the program starts)
+            self._live[span_id] = span
             attrs = _attrs_of(span)
             if not self._workers or attrs is None:
                 if self._redactor is not None:
-                    self._hook_events(span, ctx.span_id, None)
+                    self._hook_events(span, span_id, None)
                 return
             parent = span.parent
+            parent_id = parent.span_id if parent is not None else None
             # The nearest step enclosing this span: what a step record calls its parent step.
-            enclosing = self._enclosing.get(parent.span_id) if parent is not None else None
+            enclosing = self._enclosing.get(parent_id) if parent_id is not None else None
             if c.STEP_KIND not in attrs:
                 if enclosing is not None:  # children of this span are inside that step too
-                    self._enclosing[ctx.span_id] = enclosing
+                    self._enclosing[span_id] = enclosing
                 if self._redactor is not None:
-                    self._hook_events(span, ctx.span_id, None)
+                    self._hook_events(span, span_id, None)
                 return
-            self._enclosing[ctx.span_id] = ctx.span_id
-            parent_step = _hex_span(enclosing) if enclosing is not None else None
+            self._enclosing[span_id] = span_id
             try:
                 cleaned = self._clean(attrs)
             except Exception as exc:  # never raise into the host, never leak either; events still get hooked
@@ -471,18 +477,28 @@ class LiveStepProcessor(SpanProcessor):
                     raise
                 report_internal_error("processor.redact", exc)
                 cleaned = _mask_all(attrs)
-            rec = StepRecord(
-                type="start",
-                time_ns=span.start_time or time.time_ns(),
-                trace_id=format(ctx.trace_id, "032x"),
-                span_id=_hex_span(ctx.span_id),
-                parent_span_id=_hex_span(parent.span_id) if parent is not None else None,
-                span_name=span.name,
-                attributes=cleaned,
-                parent_step_id=parent_step,
-            )
-            self._open_steps[ctx.span_id] = rec
-            self._hook_events(span, ctx.span_id, rec)
+            # Ids as hex text, formatted once per trace and per step: a step's parent is usually a step.
+            trace_id = ctx.trace_id
+            last = self._last_trace
+            if last[0] == trace_id:
+                trace_hex = last[1]
+            else:
+                trace_hex = format(trace_id, "032x")
+                self._last_trace = (trace_id, trace_hex)
+            parent_step = None
+            if enclosing is not None:
+                open_parent = self._open_steps.get(enclosing)
+                parent_step = open_parent.span_id if open_parent is not None else _hex_span(enclosing)
+            if parent_id is None:
+                parent_hex = None
+            elif parent_id == enclosing and parent_step is not None:
+                parent_hex = parent_step
+            else:
+                parent_hex = _hex_span(parent_id)
+            rec = StepRecord("start", span.start_time or time.time_ns(), trace_hex, _hex_span(span_id),
+                             parent_hex, span.name, cleaned, parent_step_id=parent_step)
+            self._open_steps[span_id] = rec
+            self._hook_events(span, span_id, rec)
             self._emit(rec)
 
     def _hook_events(self, span: Span, span_id: int, start: StepRecord | None) -> None:
@@ -698,17 +714,19 @@ class LiveStepProcessor(SpanProcessor):
                 with self._lock:
                     dropped = self._dropped_by_span.pop(span_id, 0)
             status = span.status
-            error = status.description if status.status_code is StatusCode.ERROR else None
+            code = status.status_code
+            # Identity tests, not a dict lookup: an enum member's hash is a Python-level call.
+            state: Literal["ok", "error", "unset"] = "unset"
+            error = None
+            if code is StatusCode.ERROR:
+                state, error = "error", status.description
+            elif code is StatusCode.OK:
+                state = "ok"
             rec = StepRecord(
-                type="end",
-                time_ns=span.end_time or time.time_ns(),
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent_span_id,
-                span_name=span.name,
-                attributes=self._limited(attrs),  # _on_ending masked the span itself
+                "end", span.end_time or time.time_ns(), trace_id, span_id, parent_span_id, span.name,
+                self._limited(attrs),  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
-                status=_STATUS.get(status.status_code, "unset"),  # type: ignore[arg-type]  # values match
+                status=state,
                 error=self._cut(error) if error else error,
                 dropped_events=dropped,
                 parent_step_id=parent_step,
