@@ -260,6 +260,15 @@ def test_long_values_are_cut_in_records_but_not_in_exported_spans():
     assert exporter.get_finished_spans()[0].attributes[c.INPUT_VALUE] == "x" * 250
 
 
+def test_a_limit_shorter_than_any_secret_still_cuts_short_values():
+    sink = ListSink()
+    tracer, proc, _ = make([sink], max_value_length=4)
+    with tracer.start_as_current_span("n", attributes={**step("node", "n"), c.INPUT_VALUE: "abcdefgh"}):
+        pass
+    proc.force_flush(2000)
+    assert [r.attributes[c.INPUT_VALUE] for r in sink.records] == ["abcd…[4 more chars]"] * 2
+
+
 def test_shutdown_is_bounded_when_a_sink_hangs_and_closes_healthy_sinks():
     hang = threading.Event()
     stuck = ListSink(gate=hang)

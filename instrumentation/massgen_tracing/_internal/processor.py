@@ -327,6 +327,8 @@ class LiveStepProcessor(SpanProcessor):
     ):
         self._queue_size = queue_size
         self._max_len = max_value_length
+        # Shorter strings need neither masking (no secret is shorter) nor cutting: skipped at once.
+        self._short = min(_MIN_LEN, max_value_length + 1)
         self._redactor = redactor
         self._shutdown_timeout = shutdown_timeout
         self._workers: list[_SinkWorker] = []
@@ -395,11 +397,11 @@ class LiveStepProcessor(SpanProcessor):
         """
         out = dict(attrs) if attrs else {}
         red = self._redactor
-        limit = self._max_len
+        limit, short = self._max_len, self._short
         changed: list[tuple[str, Any]] = []
         for k, v in out.items():
             if type(v) is str or isinstance(v, str):  # subclasses too: smolagents' AgentText
-                if len(v) < _MIN_LEN:  # most identity strings: nothing to mask, nothing to cut
+                if len(v) < short:  # most identity strings
                     continue
                 nv = red.redact(v) if red is not None else v
                 if len(nv) > limit:
