@@ -893,6 +893,94 @@ def test_program_lines_printed_while_a_finished_run_is_printed_stay_on_screen(
     assert sum(ln.startswith("✓ smolagents run my_agent") for ln in screen) == 10
 
 
+def test_the_programs_stderr_lines_and_log_lines_stay_on_screen_under_the_live_region(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Written straight to the terminal they landed in the live region, and its next redraw erased them.
+    import logging
+    import sys
+
+    master, tty = terminal
+    monkeypatch.setattr(sys, "stderr", tty)
+    log = logging.getLogger("the_program")
+    handler = logging.StreamHandler(sys.stderr)  # as basicConfig() makes it, before any run
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    log.addHandler(handler)
+    monkeypatch.setattr(log, "propagate", False)
+    monkeypatch.setattr(log, "level", logging.INFO)
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    try:
+        assert sys.stderr is not tty and handler.stream is sys.stderr
+        for i in range(5):
+            log.info("fetching %d", i)
+            print(f"err {i}", file=sys.stderr)
+            print(f"out {i}")
+            time.sleep(0.03)  # a few redraws in between
+        sys.stderr.write("Traceback (most recent call last):\n  File x\nValueError: boom\n")
+    finally:
+        sink.close()
+        log.removeHandler(handler)
+    assert sys.stderr is tty and handler.stream is tty
+    screen = _terminal_screen(reader.stop())
+    expected = [line for i in range(5) for line in (f"LOG fetching {i}", f"err {i}", f"out {i}")]
+    expected += ["Traceback (most recent call last):", "  File x", "ValueError: boom"]
+    assert [ln for ln in screen if ln and "smolagents run" not in ln] == expected
+
+
+def test_when_printing_the_programs_lines_fails_they_go_out_as_they_are_and_print_still_works(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from massgen_tracing._internal import guard
+
+    monkeypatch.setattr(guard, "_reported", set())
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    real_print = sink.console.print
+
+    def broken_print(*args: Any, **kwargs: Any) -> None:
+        if kwargs.get("markup") is False:  # the program's lines, not our trees
+            raise RuntimeError("bug in massgen-tracing")
+        real_print(*args, **kwargs)
+
+    monkeypatch.setattr(sink.console, "print", broken_print)
+    try:
+        with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
+            print("first line")
+            print("second line", flush=True)
+    finally:
+        sink.close()
+    shown = _screen(reader.stop())
+    assert "first line" in shown.split("\n") and "second line" in shown.split("\n")
+    assert [r.getMessage() for r in caplog.records] == [
+        "massgen-tracing: internal error in console.live.program_output (tracing continues): "
+        "RuntimeError('bug in massgen-tracing')"]
+
+
+def test_nothing_is_redrawn_while_no_run_is_running(terminal: tuple[int, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # An empty region still cleared its line eight times a second: a prompt written straight to the
+    # terminal between runs (as input() does on a terminal) vanished while the program waited.
+    import os
+
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    try:
+        for record in smolagents_run()[1:]:
+            sink.handle(record)
+        time.sleep(0.1)
+        tty.flush()
+        os.write(tty.fileno(), b"Your name: ")
+        time.sleep(0.3)  # fifteen refreshes
+        shown = reader.stop()
+    finally:
+        sink.close()
+    assert shown.endswith("Your name: ")
+    assert _terminal_screen(shown)[-1] == "Your name:"
+
+
 def test_a_hidden_stream_shows_one_marker_with_its_chunk_count() -> None:
     run = start("r1", None, 0, "langgraph", "run", "graph")
     llm = start("l1", "r1", 1, "langgraph", "llm", "m")

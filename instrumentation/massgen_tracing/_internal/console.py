@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -899,12 +900,10 @@ def _same_terminal(a: Any, b: Any) -> bool:
         return False
 
 
-class _StdoutProxy(io.TextIOBase):
-    """The program's stdout while the live region is on the same terminal: its text, kept exactly, is
-    printed above the region instead of through it.
+class _HeldLines:
+    """The program's complete lines from its stdout and stderr on our terminal, in the order written,
+    printed above the live region (one buffer for both streams keeps their lines in order).
 
-    Rich's own proxy is not used: it reads a flushed partial line as markup and emoji codes (a program
-    printing `[/]` raised MarkupError, `:thumbs_up:` became an emoji), and its `write()` returned 0.
     Complete lines are printed at once unless the last ones went out less than `_GAP_S` ago; then they
     wait for the next refresh (at most 1/8 s), so a program printing thousands of lines redraws the
     region a few times a second rather than once per line (it ran 100x slower).
@@ -912,19 +911,66 @@ class _StdoutProxy(io.TextIOBase):
 
     _GAP_S = 0.05
 
-    def __init__(self, console: Console, file: IO[str], print_lock: Any) -> None:
-        super().__init__()
+    def __init__(self, console: Console, print_lock: Any) -> None:
         self._console = console
-        self._file = file
-        # The live region's lock (see `_Live.print_lock`), always taken before `_lock`: rich's refresh
+        # The live region's lock (see `_Live.print_lock`), always taken before `lock`: rich's refresh
         # thread holds it when it calls `drain`, so the other way round could deadlock.
         self._print_lock = print_lock
-        self._lock = threading.RLock()  # the buffers only; nothing is printed under it alone
-        self._partial: list[str] = []
-        self._lines: list[str] = []
+        self.lock = threading.RLock()  # the buffers only; nothing is printed under it alone
+        self.lines: list[str] = []
         self._last = 0.0
-        self._broke = False  # a flushed partial line went out as a line of its own
         self._decoder = AnsiDecoder()  # the program's own colours stay colours
+        self._printing = threading.local()
+
+    def due(self) -> bool:
+        """Under `lock`: complete lines wait and the last print is long enough ago."""
+        return bool(self.lines) and time.monotonic() - self._last >= self._GAP_S
+
+    def printing(self) -> bool:
+        """True on a thread printing them right now (a write from inside rich: an error report)."""
+        return bool(getattr(self._printing, "on", False))
+
+    def emit(self, partial: _StreamProxy | None = None) -> None:
+        # One print at a time across threads: rich places each print above the region by moving the
+        # cursor up by the height it last drew, so two prints at once both moved up over the same lines
+        # and the second erased what the first had just printed (a program's last lines, lost).
+        with self._print_lock, self.lock:
+            if partial is not None:
+                partial.take_partial()
+            lines = self.lines
+            if not lines:
+                return
+            self.lines = []
+            self._last = time.monotonic()
+            self._printing.on = True
+            try:
+                text = Text("\n").join(self._decoder.decode_line(line) for line in lines)
+                with self._console:
+                    self._console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
+            except Exception as exc:  # noqa: BLE001  # the program's own print() must never fail by us
+                with contextlib.suppress(Exception):  # its lines, as they were, rather than lost
+                    self._console.file.write("\n".join(lines) + "\n")
+                    self._console.file.flush()
+                guard.report_internal_error("console.live.program_output", exc)
+            finally:
+                self._printing.on = False
+
+
+class _StreamProxy(io.TextIOBase):
+    """The program's stdout or stderr while the live region is on the same terminal: its text, kept
+    exactly, is printed above the region instead of through it (text written straight to the terminal
+    lands in the region and its next redraw erases it: log lines, warnings, tracebacks).
+
+    Rich's own proxy is not used: it reads a flushed partial line as markup and emoji codes (a program
+    printing `[/]` raised MarkupError, `:thumbs_up:` became an emoji), and its `write()` returned 0.
+    """
+
+    def __init__(self, held: _HeldLines, file: IO[str]) -> None:
+        super().__init__()
+        self._held = held
+        self._file = file
+        self._partial: list[str] = []
+        self._broke = False  # a flushed partial line went out as a line of its own
 
     @property
     def proxied(self) -> IO[str]:
@@ -953,7 +999,10 @@ class _StdoutProxy(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self._lock:
+        held = self._held
+        if held.printing():  # written from inside our own print (rich reporting an error): as is
+            return self._file.write(text)
+        with held.lock:
             rest = text
             if self._broke and rest:
                 self._broke = False
@@ -964,45 +1013,47 @@ class _StdoutProxy(io.TextIOBase):
                 if not newline:
                     self._partial.append(line)
                     break
-                self._lines.append("".join(self._partial) + line)
+                held.lines.append("".join(self._partial) + line)
                 self._partial.clear()
-            due = bool(self._lines) and time.monotonic() - self._last >= self._GAP_S
+            due = held.due()
         if due:
-            self._emit(partial=False)
+            held.emit()
         return len(text)
+
+    def take_partial(self) -> None:
+        """Under the buffer's lock: this stream's partial line joins the complete ones, as a line."""
+        if self._partial:
+            self._held.lines.append("".join(self._partial))
+            self._partial.clear()
+            self._broke = True
 
     def flush(self) -> None:
         # An explicit flush shows everything, a partial line too (a prompt before input()): as its own line.
-        self._emit(partial=True)
+        if not self._held.printing():
+            self._held.emit(partial=self)
 
-    def drain(self) -> None:
-        """Print the complete lines still waiting (the live region's refresh calls this)."""
-        if self._lines:
-            self._emit(partial=False)
 
-    def _emit(self, *, partial: bool) -> None:
-        # One print at a time across threads: rich places each print above the region by moving the
-        # cursor up by the height it last drew, so two prints at once both moved up over the same lines
-        # and the second erased what the first had just printed (a program's last lines, lost).
-        with self._print_lock, self._lock:
-            lines = self._lines
-            if partial and self._partial:
-                lines.append("".join(self._partial))
-                self._partial.clear()
-                self._broke = True
-            if not lines:
-                return
-            self._lines = []
-            self._last = time.monotonic()
-            text = Text("\n").join(self._decoder.decode_line(line) for line in lines)
-            with self._console:
-                self._console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
+def _repoint_log_handlers(old: Any, new: Any) -> list[logging.StreamHandler[Any]]:
+    """Logging handlers writing to `old` write to `new` instead (they keep the stream they were made
+    with: `logging.basicConfig()` before the first run took the real stderr). Returns those changed."""
+    changed: list[logging.StreamHandler[Any]] = []
+    loggers: list[Any] = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for lg in loggers:
+        for handler in getattr(lg, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old and handler not in changed:
+                handler.setStream(new)
+                changed.append(handler)
+    return changed
 
 
 class _Live(Live):
-    """Rich's Live, printing the program's waiting stdout lines before each refresh."""
+    """Rich's Live, printing the program's waiting lines before each refresh, and drawing nothing while
+    nothing runs: an empty region still cleared its line eight times a second, erasing whatever the
+    program wrote straight to the terminal between runs (a prompt before `input()`, a log line)."""
 
-    proxy: _StdoutProxy | None = None
+    held: _HeldLines | None = None
+    idle: Callable[[], bool] | None = None  # True when no run is running
+    _drawn_idle = False  # the region was last drawn with nothing running
 
     @property
     def print_lock(self) -> Any:
@@ -1014,10 +1065,14 @@ class _Live(Live):
         return lock
 
     def refresh(self) -> None:
-        proxy = self.proxy
-        if proxy is not None:
+        held = self.held
+        if held is not None:
             with guard.internal("console.live.stdout"):
-                proxy.drain()
+                held.emit()
+        idle = self.idle is not None and self.idle()
+        if idle and self._drawn_idle:
+            return
+        self._drawn_idle = idle
         super().refresh()
 
 
@@ -1038,7 +1093,8 @@ class LiveConsoleSink:
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
-        self._stdout: _StdoutProxy | None = None
+        self._proxies: list[tuple[str, _StreamProxy]] = []  # ("stdout" | "stderr", its proxy)
+        self._handlers: list[logging.StreamHandler[Any]] = []  # logging handlers pointed at a proxy
 
     def handle(self, record: StepRecord) -> None:
         if self._closed:
@@ -1055,9 +1111,12 @@ class LiveConsoleSink:
             if self._started or self._closed:
                 return
             self._started = True
-            # We take over stdout only when it is the same terminal as ours: anywhere else the host's
-            # output would land in our stream. stderr is never redirected.
-            redirect = _same_terminal(sys.stdout, self.console.file)
+            # We take over stdout and stderr only when they are the very terminal we draw on: anywhere
+            # else the host's output would land in our stream.
+            ours = self.console.file
+            self.console.file = ours  # pinned: `Console(stderr=True)` would follow sys.stderr into our proxy
+            redirect = [(name, stream) for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr))
+                        if _same_terminal(stream, ours)]
             live = _Live(
                 self.tree.renderable(),
                 console=self.console,
@@ -1072,9 +1131,19 @@ class LiveConsoleSink:
                 guard.report_internal_error("console.live.start", exc)
                 return
             self._live = live
+            live.idle = self._idle
             if redirect:
-                live.proxy = self._stdout = _StdoutProxy(self.console, sys.stdout, live.print_lock)
-                sys.stdout = self._stdout
+                held = live.held = _HeldLines(self.console, live.print_lock)
+                for name, stream in redirect:
+                    proxy = _StreamProxy(held, stream)
+                    self._proxies.append((name, proxy))
+                    setattr(sys, name, proxy)
+                    if name == "stderr":
+                        with guard.internal("console.live.logging"):
+                            self._handlers = _repoint_log_handlers(stream, proxy)
+
+    def _idle(self) -> bool:
+        return self.tree.running_roots_count() == 0
 
     def _print_finished(self, root: StepNode) -> None:
         renderable = self.tree.render_run(root, sym=symbols_for(self.console.encoding))
@@ -1094,11 +1163,15 @@ class LiveConsoleSink:
                 return
             self._closed = True
             live, self._live = self._live, None
-        proxy, self._stdout = self._stdout, None
-        if proxy is not None:
+        proxies, self._proxies = self._proxies, []
+        handlers, self._handlers = self._handlers, []
+        for name, proxy in proxies:
             with guard.internal("console.live.stdout"):
-                if sys.stdout is proxy:  # unless the program has since put its own there
-                    sys.stdout = proxy.proxied
+                if getattr(sys, name) is proxy:  # unless the program has since put its own there
+                    setattr(sys, name, proxy.proxied)
+                for handler in handlers:
+                    if handler.stream is proxy:
+                        handler.setStream(proxy.proxied)
                 proxy.flush()  # the program's last lines, above the region's last drawing
         if live is not None:
             # Stopping draws the region a last time (transient=False), leaving running runs on screen.
