@@ -382,3 +382,39 @@ def test_with_stderr_closed_our_messages_never_land_in_the_programs_stdout(tmp_p
     out = subprocess.run(["bash", "-c", f'"{sys.executable}" app.py 2>&-'], env={**clean, **env},
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert (out.returncode, out.stdout) == (0, "{'x': 2}\n")
+
+
+FAILING_GRAPH = """
+    from typing import TypedDict
+    from langgraph.graph import START, StateGraph
+
+    class S(TypedDict):
+        x: int
+
+    def boom(s):
+        raise ValueError("boom")
+
+    g = StateGraph(S)
+    g.add_node("prep", lambda s: {"x": s["x"] + 1})
+    g.add_node("boom", boom)
+    g.add_edge(START, "prep")
+    g.add_edge("prep", "boom")
+    print("before")
+    g.compile(name="failing").invoke({"x": 1})
+"""
+
+
+def test_the_failed_runs_lines_come_before_an_uncaught_traceback_not_into_it(tmp_path):
+    # The interpreter writes the traceback from the main thread while the sink thread writes the failed
+    # run's last lines: they landed inside the traceback, or after it.
+    for _ in range(3):
+        out = run_app(tmp_path, FAILING_GRAPH, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain"})
+        assert (out.returncode, out.stdout) == (1, "before\n")
+        lines = out.stderr.splitlines()
+        tb = lines.index("Traceback (most recent call last):")
+        ours, traceback = lines[:tb], lines[tb:]
+        assert plain_steps("\n".join(ours)) == [
+            "▶ langgraph run failing", "▶ node prep #1", "✓ node prep #1", "▶ node boom #2", "✗ node boom #2",
+            "✗ langgraph run failing"]
+        assert not any(line[:2].isdigit() for line in traceback), traceback  # no line of ours inside it
+        assert "ValueError: boom" in traceback

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 from opentelemetry import trace
@@ -269,3 +271,32 @@ def test_a_full_disk_stops_the_jsonl_record_with_one_line_not_an_internal_error(
     assert capsys.readouterr().err == (
         "massgen-tracing: writing the JSONL record '/dev/full' failed (No space left on device); no more "
         "records are written to it.\n")
+
+
+def test_a_failing_flush_before_an_uncaught_traceback_still_prints_the_traceback(monkeypatch, caplog):
+    import sys
+
+    from massgen_tracing._internal import guard
+    from massgen_tracing._internal import setup as setup_mod
+
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    printed: list[str] = []
+    monkeypatch.setattr(sys, "excepthook", lambda t, e, tb: printed.append(f"{t.__name__}: {e}"))
+
+    class Broken:
+        calls = 0
+
+        def force_flush(self, timeout_millis: int) -> bool:
+            Broken.calls += 1
+            raise RuntimeError("bug in massgen-tracing")
+
+    monkeypatch.setattr(setup_mod, "_state", types.SimpleNamespace(processor=Broken()))
+    setup_mod._flush_before_uncaught_tracebacks()
+    setup_mod._flush_before_uncaught_tracebacks()  # once only: not wrapped twice
+    with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
+        sys.excepthook(ValueError, ValueError("the program's own error"), None)
+    assert (printed, Broken.calls) == (["ValueError: the program's own error"], 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "massgen-tracing: internal error in setup.flush_before_traceback (tracing continues): "
+        "RuntimeError('bug in massgen-tracing')"]

@@ -304,9 +304,35 @@ def configure(
         _state = State(settings, provider, owns, processor, exporters, span_processors)
         atexit.register(shutdown)
         _watch_forks()
+        _flush_before_uncaught_tracebacks()
         if instrument:
             instrument_frameworks(settings["frameworks"], provider)
         return _state
+
+
+_TRACEBACK_FLUSH_MS = 300
+
+
+def _flush_before_uncaught_tracebacks() -> None:
+    """Our lines for the steps an uncaught exception ended go out before its traceback, not into it.
+
+    The interpreter writes the traceback in pieces from the main thread while the sink threads write
+    the failed run's last lines from theirs: plain lines landed mid-traceback, or after it. The hook in
+    place now (the default, or the program's own) still prints the traceback, after a bounded flush.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_massgen_tracing_flush", False):
+        return
+
+    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+        state = _state
+        if state is not None:
+            with internal("setup.flush_before_traceback"):
+                state.processor.force_flush(_TRACEBACK_FLUSH_MS)
+        previous(exc_type, exc, tb)
+
+    excepthook._massgen_tracing_flush = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook
 
 
 _fork_hook_installed = False
