@@ -194,6 +194,10 @@ def latency_busy(runs: int) -> dict[str, Any]:
 Workload = Callable[[], Any]
 
 
+DEFAULT = "massgen-tracing (default: console)"
+SLOW_SINK = "massgen-tracing + 50 ms/record sink"
+
+
 def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]],
             rounds: int, reps: int) -> dict[str, Any]:
     """Interleave configurations round by round; report the best round's ms per run and ratios.
@@ -241,6 +245,12 @@ def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Cal
         ref = times["openinference alone"]
         out["ratio_vs_openinference_paired"] = {
             k: round(statistics.median(t / o for t, o in zip(v, ref, strict=True)), 3) for k, v in times.items()}
+    slow, default = times.get(SLOW_SINK), times.get(DEFAULT)
+    if slow and default:
+        # The slow sink's cost to the program, paired the same way: against the default pipeline in the
+        # same round. (Dividing the two medians above instead stacks both their noises.)
+        out["slow_sink_vs_default_paired"] = round(
+            statistics.median(s / d for s, d in zip(slow, default, strict=True)), 3)
     if all(cpu.values()):
         out["cpu_ms_per_run"] = {k: round(min(v), 3) for k, v in cpu.items()}
         out["context_switches_per_run"] = {k: round(statistics.median(v), 1) for k, v in switches.items()}

@@ -35,5 +35,6 @@ def test_the_quick_benchmark_measures_every_configuration_of_every_workload(tmp_
         assert list(w["ratio_vs_openinference_paired"]) == CONFIGS
         assert list(w["cpu_ms_per_run"]) == list(w["context_switches_per_run"]) == CONFIGS
         assert all(v > 0 for v in w["cpu_ms_per_run"].values())
+        assert w["slow_sink_vs_default_paired"] > 0
     printed = [json.loads(line)["workload"] for line in proc.stdout.splitlines() if line.startswith("{")]
     assert printed == [w["workload"] for w in results["workloads"]]
