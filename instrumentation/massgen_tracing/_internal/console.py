@@ -429,9 +429,10 @@ class StepTree:
                 run.last_index = node.index if run.last_index is None else max(run.last_index, node.index)
         return node
 
-    def _identify(self, node: StepNode, a: dict[str, Any]) -> None:
-        # Start attributes carry the identity; a late start may fill in what we lacked (an end does so in
-        # `_apply_end`). Absent keys are skipped before any conversion: this runs for every start.
+    def _identify(self, node: StepNode, a: dict[str, Any], *, texts: bool = True) -> None:
+        # Start attributes carry the identity; an end or a late start may fill in what we lacked. Absent
+        # keys are skipped before any conversion: this runs for every start and end. `texts=False` (an
+        # end) skips the task and the arguments: they show only on the start line, printed already.
         get = a.get
         if (v := get(_STEP_KIND)) is not None and node.kind == "step":
             node.kind = v if type(v) is str and v else _str(v) or node.kind
@@ -443,6 +444,8 @@ class StepTree:
             node.index = _int(v)
         if node.max_steps is None and (v := get(_STEP_MAX)) is not None:
             node.max_steps = _int(v)
+        if not texts:
+            return
         if (v := get(_RUN_INPUT)) is not None:
             node.task = _str(v) or node.task
         if (v := get(_TOOL_ARGUMENTS)) is not None:
@@ -485,22 +488,10 @@ class StepTree:
 
     def _apply_end(self, node: StepNode, record: StepRecord) -> None:
         a = record.attributes if isinstance(record.attributes, dict) else {}
+        self._identify(node, a, texts=False)
         if node.status != "running":
-            self._identify(node, a)
             return  # a duplicate end: keep the first
         get = a.get
-        # What the end may add to the identity (a step that started without some of it); the task and
-        # the arguments show only on the start line, printed already.
-        if (v := get(_STEP_NAME)) is not None and v != node.name:
-            node.name = _str(v) or node.name
-        if node.framework is None and (v := get(_FRAMEWORK)) is not None:
-            node.framework = _str(v)
-        if node.kind == "step" and (v := get(_STEP_KIND)) is not None:
-            node.kind = _str(v) or node.kind
-        if node.index is None and (v := get(_STEP_INDEX)) is not None:
-            node.index = _int(v)
-        if node.max_steps is None and (v := get(_STEP_MAX)) is not None:
-            node.max_steps = _int(v)
         node.end_ns = record.time_ns if isinstance(record.time_ns, int) else node.start_ns
         if isinstance(record.start_time_ns, int):
             node.start_ns = record.start_time_ns
@@ -855,15 +846,12 @@ class PlainConsoleSink:
                 text += f" {tokens}"
         if node.route:
             text += f" {sym.arrow} " + ", ".join(node.route)
-        if status != "ok":
-            if status in ("interrupted", "abandoned"):
-                text += f" {status}"
-            if node.dropped_events:
-                text += f" ({node.dropped_events} events dropped)"
-            if status == "error":
-                text += " " + _clip(node.error or "error", DETAIL_CHARS, sym.ellipsis)
-        elif node.dropped_events:
+        if status in ("interrupted", "abandoned"):
+            text += f" {status}"
+        if node.dropped_events:
             text += f" ({node.dropped_events} events dropped)"
+        if status == "error":
+            text += " " + _clip(node.error or "error", DETAIL_CHARS, sym.ellipsis)
         return text
 
     def _write(self, line: str) -> None:
@@ -1148,7 +1136,7 @@ class LiveConsoleSink:
     def _print_finished(self, root: StepNode) -> None:
         renderable = self.tree.render_run(root, sym=symbols_for(self.console.encoding))
         # With a Live active, console.print lands above the live region and the region redraws without
-        # the run, which the tree has already retired. One print at a time (see `_StdoutProxy._emit`).
+        # the run, which the tree has already retired. One print at a time (see `_HeldLines.emit`).
         live = self._live
         with live.print_lock if isinstance(live, _Live) else contextlib.nullcontext():
             self.console.print(renderable)

@@ -293,4 +293,3 @@ def markdown_reference() -> str:
 
 if __name__ == "__main__":
     print(markdown_reference(), end="")
-

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TypeVar
 
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID
 
 
@@ -42,6 +43,13 @@ class PrivateIdGenerator(IdGenerator):
 
 
 IDS = PrivateIdGenerator()
+_G = TypeVar("_G")
+
+
+def ids_for(generator: _G) -> _G | PrivateIdGenerator:
+    """The generator our spans use under a provider with `generator`: ours in place of the SDK's default
+    one, a provider's own (AWS X-Ray's, say) as it is."""
+    return IDS if type(generator) is RandomIdGenerator else generator
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=IDS.reseed)

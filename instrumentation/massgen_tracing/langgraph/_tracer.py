@@ -32,12 +32,11 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import Tracer as SDKTracer
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Span
 
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, strict
-from massgen_tracing._internal.ids import IDS
+from massgen_tracing._internal.ids import IDS, ids_for
 from massgen_tracing.langgraph import _attributes as a
 from massgen_tracing.langgraph._oi_end import update_span
 from massgen_tracing.langgraph._runs import builders
@@ -89,10 +88,7 @@ class _TracerView:
 
     @property
     def id_generator(self) -> Any:
-        generator = self._tracer.id_generator
-        if generator is not None and generator.__class__ is RandomIdGenerator:
-            return IDS
-        return generator
+        return ids_for(self._tracer.id_generator)
 
     def _is_enabled(self) -> bool:
         enabled: bool = self._tracer._is_enabled()

@@ -110,17 +110,19 @@ def is_agent(obj: Any) -> bool:
     return hasattr(obj, "run") and hasattr(obj, "memory")
 
 
-# tool -> (what its factory must give, the test for it, the other tool, what that one takes, its test)
-_KINDS: dict[str, tuple[str, Callable[[Any], bool], str, str, Callable[[Any], bool]]] = {
-    "langgraph_tool": ("a compiled LangGraph graph", is_graph, "smolagents_tool", "a smolagents agent", is_agent),
-    "smolagents_tool": ("a smolagents agent", is_agent, "langgraph_tool", "a compiled LangGraph graph", is_graph),
+# tool -> (what its factory must give, the test for it)
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "langgraph_tool": ("a compiled LangGraph graph", is_graph),
+    "smolagents_tool": ("a smolagents agent", is_agent),
 }
 
 
 def _build(tool: str, spec: str, kwargs: Any) -> Any:
     """The graph or agent `spec` names (or its factory returns), checked: a wrong preset is a message that
     names it, its value and what is allowed, never a framework's own error about a missing method."""
-    wanted, is_wanted, other_tool, other, is_other = _KINDS[tool]
+    wanted, is_wanted = _KINDS[tool]
+    other_tool = next(t for t in _KINDS if t != tool)  # the one that takes what the other gives
+    other, is_other = _KINDS[other_tool]
     if not spec:
         raise ValueError(f"{tool} needs preset_args.factory: 'package.module:function' or 'path/to/file.py:function'"
                          f" naming a function that returns {wanted} (or {wanted} itself)")

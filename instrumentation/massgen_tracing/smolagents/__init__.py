@@ -13,11 +13,10 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import Tracer as SDKTracer
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from massgen_tracing import __version__
 from massgen_tracing._internal.guard import internal
-from massgen_tracing._internal.ids import IDS
+from massgen_tracing._internal.ids import ids_for
 from massgen_tracing._internal.instrumentor import Instrumentor
 
 __all__ = ["SmolagentsInstrumentor"]
@@ -110,10 +109,10 @@ class SmolagentsInstrumentor(Instrumentor):
         provider = kwargs.get("tracer_provider") or trace_api.get_tracer_provider()
         config = kwargs.get("config") or TraceConfig()
         tracer = trace_api.get_tracer(__name__, __version__, provider)
-        if isinstance(tracer, SDKTracer) and type(tracer.id_generator) is RandomIdGenerator:
-            # Ids the program's random.seed() cannot repeat, as OpenInference's; a provider's own
-            # generator (X-Ray's, say) stays. The tracer is ours alone: the provider keys it by our name.
-            tracer.id_generator = IDS
+        if isinstance(tracer, SDKTracer):
+            # Ids the program's random.seed() cannot repeat, as OpenInference's. The tracer is ours alone:
+            # the provider keys it by our name.
+            tracer.id_generator = ids_for(tracer.id_generator)
         hooks = Hooks(tracer, Content(config))
 
         patcher = Patcher()
