@@ -6,6 +6,7 @@ OpenInference's function and once by ours; the two must agree attribute for attr
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections.abc import Iterator
@@ -134,3 +135,106 @@ def test_a_failing_end_update_leaves_the_graph_and_its_spans_intact(
     assert traced.render() == REACT_TREE
     assert all(s.end_time is not None and "input.value" not in s.attributes for s in traced.spans)
     assert [r.getMessage() for r in caplog.records] == ["Failed to update span with run data."] * len(traced.spans)
+
+
+_MASK_KEYS = [
+    "input.value", "input.mime_type", "output.value", "output.mime_type", "metadata", "session.id",
+    "openinference.span.kind", "massgen.step.name", "llm.invocation_parameters", "llm.tools.0.tool.json_schema",
+    "llm.input_messages.0.message.content", "llm.input_messages.0.message.contents.0.message_content.text",
+    "llm.input_messages.0.message.contents.1.message_content.image.image.url",
+    "llm.output_messages.0.message.content", "llm.output_messages.0.message.contents.0.message_content.image.image.url",
+    "llm.prompts", "llm.choices", "retrieval.documents.0.document.content", "reranker.query",
+    "embedding.embeddings.0.embedding.vector", "embedding.embeddings.0.embedding.text", "output.images.0.image.url",
+]
+_MASK_VALUES: list[Any] = ["hello", "data:image/png;base64," + "A" * 40_000, "data:image/png;base64,AAAA", 7,
+                           [1.5, 2.5], lambda: "from a callable", None]
+_HIDE_SWITCHES = [f.name for f in dataclasses.fields(TraceConfig) if f.name.startswith("hide_")]
+
+
+@pytest.mark.parametrize("switch", [None, *_HIDE_SWITCHES])
+def test_masker_answers_as_trace_config_mask(switch: str | None) -> None:
+    config = TraceConfig(**({switch: True} if switch else {}), base64_image_max_length=1000)
+    mask = _oi_end.masker(config)
+    assert (mask == config.mask) is (switch is not None)  # the shortcut only with every switch off
+    for key in _MASK_KEYS:
+        for value in _MASK_VALUES:
+            assert mask(key, value) == config.mask(key, value), (key, value)
+
+
+def test_masker_uses_a_configs_own_mask_when_it_has_fields_we_do_not_know() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class NewerConfig(TraceConfig):
+        hide_everything_new: bool = False
+
+    newer = NewerConfig()
+    assert _oi_end.masker(newer) == newer.mask
+    assert _oi_end.masker(TraceConfig()) != TraceConfig().mask
+
+
+def test_set_important_keeps_the_kind_aside_as_the_span_does() -> None:
+    for config in (TraceConfig(), TraceConfig(hide_inputs=True)):
+        theirs = OITracer(_SCRATCH, config=config).start_span("theirs")
+        ours = OITracer(_SCRATCH, config=config).start_span("ours")
+        theirs.set_attribute("openinference.span.kind", "CHAIN")
+        _oi_end.set_important(ours, "openinference.span.kind", "CHAIN")
+        theirs.end()
+        ours.end()
+        assert dict(ours._self_important_attributes) == dict(theirs._self_important_attributes) == {
+            "openinference.span.kind": "CHAIN"}
+        assert dict(ours.__wrapped__.attributes) == dict(theirs.__wrapped__.attributes)
+
+    class Plain:  # any other span: its own set_attribute
+        def __init__(self) -> None:
+            self.set: list[tuple[str, Any]] = []
+
+        def set_attribute(self, key: str, value: Any) -> None:
+            self.set.append((key, value))
+
+    plain = Plain()
+    _oi_end.set_important(plain, "openinference.span.kind", "TOOL")
+    assert plain.set == [("openinference.span.kind", "TOOL")]
+
+
+def _good(n: int) -> Iterator[tuple[str, Any]]:
+    yield from ((f"good{n}.{i}", i) for i in range(2))
+
+
+def _fails_midway() -> Iterator[tuple[str, Any]]:
+    yield "before", 1
+    raise RuntimeError("extractor bug")
+
+
+def _mixed_list() -> Iterator[tuple[str, Any]]:  # flattening what it gives fails at the top level
+    yield "m", [{"k": 1}, "not a mapping"]
+    yield "after", 2
+
+
+def _three_tuple() -> Iterator[Any]:
+    yield "a", 1, "extra"
+
+
+@pytest.mark.parametrize("middle", [_fails_midway, _mixed_list, _three_tuple, "plain iterable failing"])
+def test_unwrapped_extractors_fail_as_openinferences_wrapped_ones(
+        middle: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """`_flatten_each` over the bare extractors ends what OpenInference's wrappers and `_flatten` end."""
+    from itertools import chain
+
+    def plain() -> Iterator[tuple[str, Any]]:
+        return map(lambda i: ("p", 1 // i), [1, 0])  # a failing iterable, not a generator
+
+    middle = plain if middle == "plain iterable failing" else middle
+    monkeypatch.setattr(_oi_end, "_UNWRAPPED_CODES", {f.__code__ for f in (_good, _fails_midway, _mixed_list,
+                                                                           _three_tuple)})
+
+    def wrap(f: Any) -> Any:
+        return f if f is plain else oi.stop_on_exception(f)
+
+    with caplog.at_level(logging.ERROR):
+        theirs = list(oi._flatten(chain(wrap(_good)(1), wrap(middle)(), wrap(_good)(2))))
+        their_logs = len(caplog.records)
+        caplog.clear()
+        ours = _oi_end._flatten_each(_oi_end._each(_good(1), middle(), _good(2)))
+    assert ours == theirs
+    assert len(caplog.records) == their_logs == 1
+    assert _oi_end._unwrapped(oi.stop_on_exception(_good)) is _good
+    assert _oi_end._unwrapped(_good) is None and _oi_end._unwrapped(len) is None

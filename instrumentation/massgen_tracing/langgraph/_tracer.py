@@ -38,7 +38,7 @@ from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, strict
 from massgen_tracing._internal.ids import IDS, ids_for
 from massgen_tracing.langgraph import _attributes as a
-from massgen_tracing.langgraph._oi_end import update_span
+from massgen_tracing.langgraph._oi_end import masker, set_important, update_span
 from massgen_tracing.langgraph._runs import builders
 
 # LangChain's run builders, making `LiteRun`s instead of pydantic `RunTree`s if they pass their self-check.
@@ -344,7 +344,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 merged = dict(get_attributes_from_context())
                 merged.update(attributes)
                 masked = {}
-                mask = config.mask
+                mask = masker(config)
                 for key, value in merged.items():
                     if key.startswith("massgen."):  # ours: content in them was masked when built
                         masked[key] = value
@@ -355,7 +355,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 span: Span = _OISpan(otel_span, config=config)
                 kind = masked.get(SpanAttributes.OPENINFERENCE_SPAN_KIND)
                 if kind is not None:  # bookkept by the wrapper, which re-applies it at end()
-                    span.set_attribute(SpanAttributes.OPENINFERENCE_SPAN_KIND, kind)
+                    set_important(span, SpanAttributes.OPENINFERENCE_SPAN_KIND, kind)
                 _capture_span_context(span.get_span_context())
                 return span
         return oi.start_span(name=name, context=context, start_time=start_time, attributes=attributes)
@@ -452,7 +452,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         assert kind is not None
         # OpenInference calls any run whose name contains "agent" an AGENT: keep the convention's kind.
         if kind in _OI_KIND:
-            span.set_attribute(SpanAttributes.OPENINFERENCE_SPAN_KIND, _OI_KIND[kind])
+            set_important(span, SpanAttributes.OPENINFERENCE_SPAN_KIND, _OI_KIND[kind])
         if kind == "llm":
             if step.usage is not None:
                 inp, out = step.usage
