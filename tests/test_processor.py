@@ -260,6 +260,36 @@ def test_long_values_are_cut_in_records_but_not_in_exported_spans():
     assert exporter.get_finished_spans()[0].attributes[c.INPUT_VALUE] == "x" * 250
 
 
+class _Text(str):  # a str subclass, as smolagents' AgentText
+    pass
+
+
+@pytest.mark.parametrize("redactor", [Redactor(), None], ids=["redacting", "no redactor"])
+def test_end_records_cut_every_string_the_span_ends_over_the_limit(redactor: Redactor | None):
+    sink = ListSink()
+    tracer, proc, exporter = make([sink], max_value_length=20, redactor=redactor)
+    # One span per case: a single string over the limit would have the whole record checked.
+    cases = {
+        "str subclass": _Text("y" * 45),  # set after start
+        "grows when masked": "password=hunter2x",  # 17 characters, 37 masked
+        "a list": ["z" * 45],  # lists are masked, never cut
+        "at the limit": "s" * 20,
+    }
+    for name, value in cases.items():
+        with tracer.start_as_current_span(name, attributes=step("node", name)) as span:
+            span.set_attribute(c.OUTPUT_VALUE, value)
+    proc.force_flush(2000)
+    ends = {r.span_name: r.attributes[c.OUTPUT_VALUE] for r in sink.records if r.type == "end"}
+    assert ends == {
+        "str subclass": "y" * 20 + "…[25 more chars]",
+        "grows when masked": "password=[REDACTED:s…[17 more chars]" if redactor else "password=hunter2x",
+        "a list": ("z" * 45,),
+        "at the limit": "s" * 20,
+    }
+    exported = {s.name: s.attributes[c.OUTPUT_VALUE] for s in exporter.get_finished_spans()}
+    assert exported["str subclass"] == "y" * 45  # exporters get whole values
+
+
 def test_a_limit_shorter_than_any_secret_still_cuts_short_values():
     sink = ListSink()
     tracer, proc, _ = make([sink], max_value_length=4)

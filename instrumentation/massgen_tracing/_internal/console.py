@@ -342,8 +342,10 @@ class StepTree:
         max_finished_runs: int = MAX_FINISHED_RUNS,
         max_children: int = MAX_CHILDREN,
         clock: Clock | None = None,
+        follow_clock: bool = True,
     ) -> None:
         self._lock = threading.RLock()
+        self._follow_clock = follow_clock  # False: nobody asks `now()` (the plain view), records skip it
         self._clock: Clock = clock or time.time_ns
         self._max_children = max(1, max_children)
         self._nodes: dict[tuple[str, str], StepNode] = {}  # (trace_id, span_id) → step
@@ -371,10 +373,11 @@ class StepTree:
         """`feed`, for a caller already holding `lock` (a sink applying a batch under one acquisition)."""
         if not isinstance(record.span_id, str) or not record.span_id:
             return None
-        t = record.time_ns if isinstance(record.time_ns, int) else 0
-        if self._latest_ns is None or t > self._latest_ns:
-            self._latest_ns = t
-        self._latest_at = self._clock()
+        if self._follow_clock:
+            t = record.time_ns if isinstance(record.time_ns, int) else 0
+            if self._latest_ns is None or t > self._latest_ns:
+                self._latest_ns = t
+            self._latest_at = self._clock()
         trace_id = record.trace_id
         node = self._nodes.get((trace_id if type(trace_id) is str else str(trace_id), record.span_id))
         kind = record.type
@@ -758,7 +761,7 @@ class PlainConsoleSink:
         self._stream = stream
         self._clock: Clock = clock or time.time_ns
         self._show_time = show_time
-        self._tree = StepTree(clock=self._clock)
+        self._tree = StepTree(clock=self._clock, follow_clock=False)
         self._lock = threading.Lock()
         self._broken = False
         self._tagging = False  # runs have overlapped: every line names its run

@@ -346,6 +346,9 @@ class LiveStepProcessor(SpanProcessor):
         self._last_trace: tuple[int, str] = (0, "")  # the last trace id seen at a step's start, and its hex
         self._held: dict[int, _HeldText] = {}  # span id -> streamed text held back, masked when shown
         self._live: dict[int, Span] = {}  # every span started and not ended yet, in start order
+        # Span id -> whether an attribute string is over `max_value_length`, learnt while `_on_ending`
+        # masked them (with sinks only): `on_end` then skips its own pass over them.
+        self._over_at_end: dict[int, bool] = {}
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=weak_hook(self._reset_lock, "processor.after_fork"))
         for sink in sinks:
@@ -626,13 +629,16 @@ class LiveStepProcessor(SpanProcessor):
         if getattr(span._attributes, "dropped", 0):
             with internal("processor.restore identity"):
                 self._restore_identity(span, store)
+        over = True
         try:
-            red.mapping(store)
+            over = red.mapping_over(store, self._max_len)
         except Exception as exc:  # never raise into the host, never leak either
             if strict():
                 raise
             report_internal_error("processor.redact", exc)
             store.update(_mask_all(store))
+        if self._workers:
+            self._over_at_end[span.get_span_context().span_id] = over
 
     def _restore_identity(self, span: Span, store: dict[str, Any]) -> None:
         """Put back the step identity the span's attribute limit pushed out.
@@ -700,6 +706,7 @@ class LiveStepProcessor(SpanProcessor):
             self._live.pop(ctx.span_id, None)
             self._enclosing.pop(ctx.span_id, None)
             start = self._open_steps.pop(ctx.span_id, None)
+            over = self._over_at_end.pop(ctx.span_id, True) if self._over_at_end else True
             attrs = _attrs_of(span)
             if not self._workers or attrs is None or c.STEP_KIND not in attrs:
                 return
@@ -726,7 +733,7 @@ class LiveStepProcessor(SpanProcessor):
                 state = "ok"
             rec = StepRecord(
                 "end", span.end_time or time.time_ns(), trace_id, span_id, parent_span_id, span.name,
-                self._limited(attrs),  # _on_ending masked the span itself
+                self._limited(attrs) if over else attrs,  # _on_ending masked the span itself
                 start_time_ns=span.start_time,
                 status=state,
                 error=self._cut(error) if error else error,

@@ -6,6 +6,7 @@ Patterns are named so a masked value says what it was (`[REDACTED:openai_key]`);
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -226,21 +227,35 @@ class Redactor:
 
     def mapping(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Redact a plain dict in place and return it (strings seen before come from the cache)."""
+        self.mapping_over(attrs, sys.maxsize)
+        return attrs
+
+    def mapping_over(self, attrs: dict[str, Any], limit: int) -> bool:
+        """`mapping`, and whether a string value (or a str subclass's) is over `limit` characters once
+        masked: the live processor learns in the same pass whether an end record must cut any."""
         changed: list[tuple[str, Any]] = []
         redact, value = self.redact, self.value
+        over = False
         for k, v in attrs.items():
             if type(v) is str:  # the common case, inline: most attribute strings are short
                 if len(v) < _MIN_LEN:
+                    if len(v) > limit:
+                        over = True
                     continue
                 nv = redact(v)
             elif type(v) is tuple or type(v) is list:
                 nv = value(v)
+                if nv is not v:
+                    changed.append((k, nv))
+                continue
             elif isinstance(v, str):  # a subclass: smolagents' AgentText carries every tool result
                 nv = redact(v) if len(v) >= _MIN_LEN else v
             else:
                 continue
+            if len(nv) > limit:
+                over = True
             if nv is not v:
                 changed.append((k, nv))
         for k, nv in changed:
             attrs[k] = nv
-        return attrs
+        return over
