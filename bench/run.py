@@ -1,11 +1,12 @@
 """Benchmark: the cost of massgen-tracing, as ratios measured side by side in one run.
 
-    python bench/run.py            # full run (~5.5 min on 2 cores)
+    python bench/run.py            # full run (~7 min on 2 cores)
     python bench/run.py --quick    # fewer rounds, for a smoke check
 
-Configurations are interleaved round by round (untraced, OpenInference alone, massgen-tracing, …) so a
-noisy neighbour hurts all of them alike; each time is the best round (noise only adds time), the
-median over rounds is kept in the JSON, and ratios to OpenInference are also given paired per round.
+Configurations are interleaved round by round (untraced, OpenInference alone, massgen-tracing, …, in
+an order rotated every round) so a noisy neighbour hurts all of them alike; each time is the best round
+(noise only adds time), the median over rounds is kept in the JSON, and ratios to OpenInference are
+also given paired per round, with a 95 % bootstrap interval for that median.
 Nothing here asserts: the numbers go into docs/performance.md.
 """
 
@@ -14,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
+import random
 import statistics
 import sys
 import threading
@@ -198,9 +201,23 @@ DEFAULT = "massgen-tracing (default: console)"
 SLOW_SINK = "massgen-tracing + 50 ms/record sink"
 
 
+def median_ci95(values: list[float], resamples: int = 2000) -> list[float]:
+    """A 95 % percentile-bootstrap interval for the median of `values` (fixed seed: the same figures
+    give the same interval). On this shared machine one round's ratio wanders by 5-25 %: the interval
+    says how far the median itself could be off."""
+    rng = random.Random(0)
+    n = len(values)
+    meds = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    return [round(meds[int(0.025 * resamples)], 3), round(meds[int(0.975 * resamples) - 1], 3)]
+
+
 def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]],
-            rounds: int, reps: int) -> dict[str, Any]:
+            rounds: int, reps: int, min_round_s: float = 0.0) -> dict[str, Any]:
     """Interleave configurations round by round; report the best round's ms per run and ratios.
+
+    Each round runs a workload `reps` times, or more, as many as an untraced run fits twice into
+    `min_round_s`: a fast workload's 5 runs took 20-40 ms, and one scheduler hiccup of a few ms then
+    moved that round's ratio by 10 %.
 
     Besides wall time: CPU time of the whole process per run (all threads, user + system) and its
     context switches per run, from getrusage. They separate work from waiting: a sink thread costs
@@ -208,11 +225,22 @@ def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Cal
     """
     work = make()
     work()  # warm imports and caches outside the measurement
+    if min_round_s > 0:
+        t0 = time.perf_counter()
+        for _ in range(3):
+            work()
+        untraced_s = (time.perf_counter() - t0) / 3
+        reps = max(reps, min(200, math.ceil(min_round_s / (2 * max(untraced_s, 1e-6)))))
     times: dict[str, list[float]] = {k: [] for k in setups}
     cpu: dict[str, list[float]] = {k: [] for k in setups}
     switches: dict[str, list[float]] = {k: [] for k in setups}
-    for _ in range(rounds):
-        for label, (up, down) in setups.items():
+    labels = list(setups)
+    for r in range(rounds):
+        # A different order every round (rotated): in a fixed order each configuration had the same
+        # neighbour every round, and the one after the 50 ms/record sink always ran while that sink's
+        # abandoned backlog drained.
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            up, down = setups[label]
             handle = up()
             try:
                 work()  # one unmeasured run per configuration: first-call costs of fresh patches
@@ -233,7 +261,9 @@ def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Cal
     med = {k: statistics.median(v) for k, v in times.items()}
     base = best.get("untraced")
     oi = best.get("openinference alone")
-    out: dict[str, Any] = {"workload": name, "ms_per_run": {k: round(v, 3) for k, v in best.items()},
+    out: dict[str, Any] = {"workload": name, "runs_per_round": reps,
+                           "ms_per_run": {k: round(v, 3) for k, v in best.items()},
+                           "ms_per_run_each_round": {k: [round(t, 3) for t in v] for k, v in times.items()},
                            "ms_per_run_median": {k: round(v, 3) for k, v in med.items()}}
     if base:
         out["ratio_vs_untraced"] = {k: round(v / base, 3) for k, v in best.items()}
@@ -243,14 +273,16 @@ def compare(name: str, make: Callable[[], Workload], setups: dict[str, tuple[Cal
         # median over rounds. A noisy spell longer than a round cancels out instead of landing on
         # whichever configuration it hit, as it can for the best-of figure above.
         ref = times["openinference alone"]
-        out["ratio_vs_openinference_paired"] = {
-            k: round(statistics.median(t / o for t, o in zip(v, ref, strict=True)), 3) for k, v in times.items()}
+        paired = {k: [t / o for t, o in zip(v, ref, strict=True)] for k, v in times.items()}
+        out["ratio_vs_openinference_paired"] = {k: round(statistics.median(r), 3) for k, r in paired.items()}
+        out["ratio_vs_openinference_paired_ci95"] = {k: median_ci95(r) for k, r in paired.items()}
     slow, default = times.get(SLOW_SINK), times.get(DEFAULT)
     if slow and default:
         # The slow sink's cost to the program, paired the same way: against the default pipeline in the
         # same round. (Dividing the two medians above instead stacks both their noises.)
-        out["slow_sink_vs_default_paired"] = round(
-            statistics.median(s / d for s, d in zip(slow, default, strict=True)), 3)
+        ratios = [s / d for s, d in zip(slow, default, strict=True)]
+        out["slow_sink_vs_default_paired"] = round(statistics.median(ratios), 3)
+        out["slow_sink_vs_default_paired_ci95"] = median_ci95(ratios)
     if all(cpu.values()):
         out["cpu_ms_per_run"] = {k: round(min(v), 3) for k, v in cpu.items()}
         out["context_switches_per_run"] = {k: round(statistics.median(v), 1) for k, v in switches.items()}
@@ -268,7 +300,7 @@ def main() -> int:
     logging.getLogger("massgen_tracing").setLevel(logging.ERROR)
     # Many short rounds rather than a few long ones: a noisy spell then spoils a few rounds of every
     # configuration instead of all the rounds of one.
-    rounds = 3 if args.quick else 21
+    rounds = 3 if args.quick else 31
     only = set(args.only.split(",")) if args.only else {"core", "langgraph", "smolagents"}
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
@@ -286,7 +318,8 @@ def main() -> int:
         if fw not in only:
             continue
         for name, make in workloads.WORKLOADS[fw].items():
-            r = compare(f"{fw}: {name}", make, workloads.setups(fw), rounds, 3 if args.quick else 5)
+            r = compare(f"{fw}: {name}", make, workloads.setups(fw), rounds, 3 if args.quick else 5,
+                        0.0 if args.quick else 0.25)
             results.setdefault("workloads", []).append(r)
             print(json.dumps(r), flush=True)
     if args.json:
