@@ -195,6 +195,26 @@ def test_plain_lines_start_with_the_records_own_local_time(monkeypatch: pytest.M
                               "22:13:20.001   ▶ node agent #1\n")
 
 
+def test_plain_line_heads_follow_each_records_millisecond_and_fall_back_to_the_sink_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    records = [start(f"s{i}", None, 0, "langgraph", "node", f"n{i}") for i in range(6)]
+    # Within one millisecond, the next one, the next second, a record without a time, back again.
+    offsets = [0, 400_000, 1_000_000, 999_000_000, None, 400_000]
+    for record, offset in zip(records, offsets, strict=True):
+        record.time_ns = 0 if offset is None else 1_700_000_000_123_000_000 + offset
+    try:
+        buf = io.StringIO()
+        sink = PlainConsoleSink(buf, clock=FakeClock(1_700_000_005_007_900_000))
+        sink.handle_batch(records)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [line.split(" ")[0] for line in buf.getvalue().splitlines()] == [
+        "22:13:20.123", "22:13:20.123", "22:13:20.124", "22:13:21.122", "22:13:25.007", "22:13:20.123"]
+
+
 def test_plain_sink_writes_ascii_symbols_and_escapes_to_a_stream_that_cannot_encode_them() -> None:
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding="ascii")

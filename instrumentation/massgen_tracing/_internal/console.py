@@ -798,16 +798,22 @@ class PlainConsoleSink:
     def format(self, record: StepRecord, node: StepNode) -> str:
         """The line for `record` about `node` (already fed to this sink's tree)."""
         # Runs for every record on the sink's thread, holding the GIL the program wants: helpers inlined.
-        global _clock_cache
+        global _clock_cache, _head_cache
         sym = self._sym
         if self._show_time:
-            t = record.time_ns if isinstance(record.time_ns, int) and record.time_ns > 0 else self._clock()
-            secs, rem = divmod(t, 1_000_000_000)
-            cached_secs, clock = _clock_cache  # one tuple: safe to read and replace from several sink threads
-            if cached_secs != secs:
-                clock = time.strftime("%H:%M:%S", time.localtime(secs))
-                _clock_cache = (secs, clock)
-            head = f"{clock}.{rem // 1_000_000:03d} "
+            t = record.time_ns
+            if type(t) is not int or t <= 0:
+                t = self._clock()
+            ms = t // 1_000_000
+            cached_ms, head = _head_cache  # one tuple: safe to read and replace from several sink threads
+            if cached_ms != ms:  # a burst of records shares its millisecond
+                secs, rem = divmod(ms, 1000)
+                cached_secs, clock = _clock_cache
+                if cached_secs != secs:
+                    clock = time.strftime("%H:%M:%S", time.localtime(secs))
+                    _clock_cache = (secs, clock)
+                head = f"{clock}.{rem:03d} "
+                _head_cache = (ms, head)
         else:
             head = ""
         if not self._tagging:
@@ -877,6 +883,7 @@ class PlainConsoleSink:
 
 
 _clock_cache: tuple[int, str] = (-1, "")  # (epoch second, its local HH:MM:SS), shared by the plain sinks
+_head_cache: tuple[int, str] = (-1, "")  # (epoch millisecond, its line head `HH:MM:SS.mmm `), the same
 
 
 # --- the live sink ------------------------------------------------------------------------------------
