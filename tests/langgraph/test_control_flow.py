@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any, Literal, TypedDict
 
 import pytest
@@ -152,6 +153,27 @@ def test_failing_node_marks_node_and_run_as_errors_with_the_exception(traced: Tr
         assert span.status.status_code == StatusCode.ERROR
         assert [(e.attributes["exception.type"], e.attributes["exception.message"], e.span_open)
                 for e in traced.events(span, "exception")] == [("ValueError", "bad input", True)]
+
+
+@pytest.mark.parametrize("code", [None, 0, 3, "bye"])
+def test_sys_exit_in_a_node_fails_its_steps_only_with_a_failing_status(traced: Traced, code: Any) -> None:
+    def leave(state: Count) -> dict[str, Any]:
+        sys.exit(code)
+
+    builder = StateGraph(Count)
+    builder.add_node("leave", leave)
+    builder.add_edge(START, "leave")
+    with pytest.raises(SystemExit) as exited:
+        builder.compile(name="leaving").invoke({"n": 0})
+
+    assert exited.value.code == code
+    assert traced.render() == "run leaving\n  node leave"
+    traced.assert_one_trace()
+    failed = code not in (None, 0)  # as Python's own exit status: 0 for None and 0, 1 or 3 otherwise
+    for span in (traced.one("run"), traced.one("node")):
+        assert span.status.status_code == (StatusCode.ERROR if failed else StatusCode.OK)
+        assert [e.attributes["exception.type"] for e in traced.events(span, "exception")] == (
+            ["SystemExit"] if failed else [])
 
 
 def test_recursion_limit_is_an_error_on_the_run(traced: Traced) -> None:

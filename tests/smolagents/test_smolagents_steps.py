@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from sa_helpers import SLOW_TOOL_SECONDS, Traced, divide, lookup, slow_add
@@ -438,6 +440,36 @@ def test_an_exception_out_of_run_marks_the_step_and_the_run_as_errors(traced: Tr
     assert traced.span("chat scripted").status.description == "ScriptedModelError: HTTP 503: model overloaded"
     assert traced.span("invoke_agent fragile").status.description.startswith(
         "AgentGenerationError: Error while generating output:")
+    assert traced.unended() == []
+
+
+@pytest.mark.parametrize("code", [None, 0, 3])
+def test_sys_exit_in_a_tool_fails_the_steps_only_with_a_failing_status(traced: Traced, code: int | None) -> None:
+    @tool
+    def leave(reason: str) -> str:
+        """Leave the program.
+
+        Args:
+            reason: why
+        """
+        sys.exit(code)
+
+    model = ScriptedModel([tool_call("leave", reason="done"), final_answer("never")])
+    agent = ToolCallingAgent(tools=[leave], model=model, name="leaver", verbosity_level=-1)
+
+    with pytest.raises(SystemExit) as exited:
+        agent.run("Leave.")
+
+    assert exited.value.code == code
+    status = "ERROR" if code == 3 else OK
+    assert traced.tree() == "\n".join([
+        f"invoke_agent leaver [run] {status}",
+        f"  Step 1 [action] {status}",
+        "    chat scripted [llm] OK",
+        f"    execute_tool leave [tool] {status}",
+    ])
+    exceptions = [e.attributes["exception.type"] for s in traced.spans() for e in s.events if e.name == "exception"]
+    assert exceptions == (["SystemExit"] * 3 if code == 3 else [])
     assert traced.unended() == []
 
 

@@ -168,7 +168,8 @@ EVENT_INTERRUPT = _event("massgen.interrupt", ("node", "run", "tool"), (CUSTOM_D
                          "The graph paused on `interrupt()` and waits for input (not an error).")
 EVENT_RESUME = _event("massgen.resume", ("run",), (CUSTOM_DATA,), "The run resumes with `Command(resume=...)`.")
 EVENT_EXCEPTION = _event("exception", ALL, ("exception.type", "exception.message", "exception.stacktrace"),
-                         "Standard OpenTelemetry exception event; the span status is ERROR when it escapes.")
+                         "Standard OpenTelemetry exception event; the span status is ERROR when it escapes "
+                         "(not for `sys.exit()` / `sys.exit(0)`: those steps end OK, without the event).")
 
 _OI_KIND = {"run": "AGENT", "node": "CHAIN", "planning": "CHAIN", "action": "CHAIN", "llm": "LLM",
             "tool": "TOOL", "final_answer": "CHAIN"}
@@ -293,3 +294,10 @@ def markdown_reference() -> str:
 
 if __name__ == "__main__":
     print(markdown_reference(), end="")
+
+
+def clean_exit(error: BaseException) -> bool:
+    """`sys.exit()` or `sys.exit(0)` escaping a step: the program leaving as it means to (Python itself
+    exits with status 0), so the steps it passes through end OK, without an `exception` event, in both
+    frameworks. `sys.exit(3)`, `sys.exit("message")` and every other exception are failures."""
+    return isinstance(error, SystemExit) and error.code in (None, 0)

@@ -170,7 +170,7 @@ class _Step:
     resumed: bool = False  # run: its `massgen.resume` event is out
     pending_interrupts: list[Any] | None = None  # run: values its nodes interrupted with
     interrupted: bool = False
-    control_flow: bool = False  # ended by GraphInterrupt / ParentCommand: not a failure
+    control_flow: bool = False  # ended by GraphInterrupt / ParentCommand / sys.exit(0): not a failure
     abandoned: bool = False  # ended by GeneratorExit: the consumer stopped iterating the stream
     cancelled: list[Any] | None = None  # ended by CancelledError: OpenInference's exception event, held back
     parked: list[tuple[_Step, Span, Run]] | None = None  # cancelled children waiting for this step's end
@@ -572,7 +572,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         return super().on_tool_end(output, run_id=run_id, **kwargs)
 
     def on_chain_error(self, error: BaseException, *args: Any, run_id: UUID, **kwargs: Any) -> Run:
-        if isinstance(error, GraphBubbleUp):
+        if isinstance(error, GraphBubbleUp) or c.clean_exit(error):
             with internal("langgraph.control_flow"):
                 self._control_flow(run_id, error)
             # Skip OpenInference's `exception` event: an interrupt or a Command is not a failure.
@@ -588,7 +588,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         return super().on_chain_error(error, *args, run_id=run_id, **kwargs)
 
     def on_tool_error(self, error: BaseException, *args: Any, run_id: UUID, **kwargs: Any) -> Run:
-        if isinstance(error, GraphBubbleUp):  # interrupt() inside a tool
+        if isinstance(error, GraphBubbleUp) or c.clean_exit(error):  # interrupt() inside a tool, sys.exit()
             with internal("langgraph.control_flow"):
                 self._control_flow(run_id, error)
             return BaseTracer.on_tool_error(self, error, *args, run_id=run_id, **kwargs)

@@ -104,8 +104,11 @@ class Hooks:
             span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
             if active.kind == "action" and (line := a.code_error_line(exc)) is not None:
                 span.set_attributes(self.content.mask({c.CODE_ERROR_LINE: line}))
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, a.status_description(exc)))
+        if c.clean_exit(exc):  # sys.exit(0) in a tool: the program leaving, not the step failing
+            span.set_status(StatusCode.OK)
+        else:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, a.status_description(exc)))
         span.end()
 
     @guarded("smolagents.abandon")
