@@ -183,6 +183,51 @@ def test_env_var_alone_traces_an_ordinary_smolagents_script_live_and_to_otlp(tmp
     assert plain_steps(out.stderr)[-1] == "✓ smolagents run adder_agent"
 
 
+HOST_TRACING_LATER = """
+    import pathlib
+    import runpy
+
+    import {module}  # the framework first, as a program's imports come first
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    def main():  # the program's own tracing, set up once it runs
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        with trace.get_tracer("host").start_as_current_span("host work"):
+            runpy.run_path(str(pathlib.Path(__file__).with_name("framework_app.py")))
+        spans = exporter.get_finished_spans()
+        print(sorted(s.name for s in spans))
+        print(len({{s.context.trace_id for s in spans}}), "trace")
+
+
+    main()
+"""
+
+
+@pytest.mark.parametrize("framework", ["langgraph", "smolagents"])
+def test_a_program_that_sets_up_its_own_tracing_after_its_imports_keeps_it_and_gets_our_steps(tmp_path, framework):
+    app = textwrap.dedent(LANGGRAPH_APP if framework == "langgraph" else SMOLAGENTS_APP)
+    (tmp_path / "framework_app.py").write_text(app)
+    module = "langgraph.graph" if framework == "langgraph" else "smolagents"
+    source = textwrap.dedent(HOST_TRACING_LATER).format(module=module)
+    untraced = run_app(tmp_path, source, {})
+    out = run_app(tmp_path, source, {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain"})
+    assert untraced.returncode == out.returncode == 0, out.stderr
+    answer = "2 + 3 = 5" if framework == "langgraph" else "5"
+    names = LANGGRAPH_NAMES if framework == "langgraph" else SMOLAGENTS_NAMES
+    assert untraced.stdout == f"{answer}\n['host work']\n1 trace\n"
+    # Traced: the host's exporter gets its own span and every step, in one trace; ours still shows them.
+    assert out.stdout == f"{answer}\n{sorted(['host work', *names])}\n1 trace\n"
+    assert "Overriding" not in out.stderr
+    assert plain_steps(out.stderr)[0] == ("▶ langgraph run adder" if framework == "langgraph"
+                                          else "▶ smolagents run adder_agent")
+
+
 def test_without_the_variable_nothing_of_ours_is_imported_or_patched(tmp_path):
     out = run_app(tmp_path, LANGGRAPH_APP + """
     import sys

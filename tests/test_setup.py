@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import massgen_tracing
 from massgen_tracing._internal import convention as c
-from massgen_tracing._internal import setup
+from massgen_tracing._internal import guard, setup
 from massgen_tracing._internal.sinks import CallbackSink
 from massgen_tracing.testing.otlp_receiver import OtlpReceiver
 
@@ -32,6 +32,9 @@ def fresh_global(monkeypatch):
             monkeypatch.delenv(v)
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
     monkeypatch.setattr(trace._TRACER_PROVIDER_SET_ONCE, "_done", False)
+    # A host going after us replaces both (see setup._yield_to_a_later_host): put them back afterwards.
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace._TRACER_PROVIDER_SET_ONCE)
+    monkeypatch.setattr(trace, "_set_tracer_provider", trace._set_tracer_provider)
     yield
     massgen_tracing.shutdown()
 
@@ -128,6 +131,59 @@ def test_a_host_provider_is_joined_not_replaced(fresh_global):
     emit_step()
     state.processor.force_flush(2000)
     assert [s.name for s in host_exporter.get_finished_spans()] == ["agent"]
+    assert [r.type for r in records] == ["start", "end"]
+
+
+def _host_with_exporter() -> tuple[TracerProvider, InMemorySpanExporter]:
+    host = TracerProvider()
+    exporter = InMemorySpanExporter()
+    host.add_span_processor(SimpleSpanProcessor(exporter))
+    return host, exporter
+
+
+def test_a_host_that_installs_its_provider_after_ours_gets_the_global_place_and_our_steps(fresh_global, caplog):
+    records = []
+    state = massgen_tracing.configure(sinks=[CallbackSink(records.append)], instrument=False)
+    assert state is not None and state.owns_provider
+    ours = state.provider
+    host, host_exporter = _host_with_exporter()
+    with caplog.at_level(logging.WARNING):
+        trace.set_tracer_provider(host)  # the program's own tracing, set up after ours
+    assert caplog.records == []  # no "Overriding of current TracerProvider is not allowed"
+    assert trace.get_tracer_provider() is host
+    assert state.provider is host and not state.owns_provider
+    emit_step()
+    state.processor.force_flush(2000)
+    assert [s.name for s in host_exporter.get_finished_spans()] == ["agent"]
+    assert [r.type for r in records] == ["start", "end"]
+    # A third provider is refused as OpenTelemetry refuses any second one: the place is the host's now.
+    with caplog.at_level(logging.WARNING):
+        trace.set_tracer_provider(ours)
+    assert [r.getMessage() for r in caplog.records] == ["Overriding of current TracerProvider is not allowed"]
+    assert trace.get_tracer_provider() is host
+
+
+def test_a_failing_hand_over_leaves_opentelemetrys_own_answer_and_the_program_runs_on(fresh_global, monkeypatch,
+                                                                                     caplog):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    records = []
+    state = massgen_tracing.configure(sinks=[CallbackSink(records.append)], instrument=False)
+    assert state is not None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in massgen-tracing")
+
+    monkeypatch.setattr(setup, "_hand_over", broken)
+    host, _ = _host_with_exporter()
+    with caplog.at_level(logging.WARNING):
+        trace.set_tracer_provider(host)  # must not raise into the program
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[-1] == "Overriding of current TracerProvider is not allowed"  # as without us
+    assert any("internal error in setup.hand over to the host's provider" in m for m in messages)
+    assert trace.get_tracer_provider() is state.provider  # ours still traces
+    emit_step()
+    state.processor.force_flush(2000)
     assert [r.type for r in records] == ["start", "end"]
 
 

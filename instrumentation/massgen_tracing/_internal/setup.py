@@ -297,6 +297,7 @@ def configure(
                 provider.add_span_processor(bsp)
                 span_processors.append(bsp)
             trace.set_tracer_provider(provider)
+            _yield_to_a_later_host()
         else:
             # The host chose exporters; we add only the live pipeline (and redaction).
             assert provider is not None
@@ -308,6 +309,58 @@ def configure(
         if instrument:
             instrument_frameworks(settings["frameworks"], provider)
         return _state
+
+
+def _yield_to_a_later_host() -> None:
+    """Let a host install its own global provider after ours, as if it had gone first.
+
+    With `MASSGEN_TRACING=1` our provider becomes the global one as LangGraph or smolagents finishes
+    importing; a program that sets up its own tracing afterwards (in `main()`, say) then got "Overriding
+    of current TracerProvider is not allowed" and lost its exporters altogether: its own spans, and
+    ours, never reached them. OpenTelemetry allows one global provider; every setter goes through
+    `trace._set_tracer_provider` (private, so checked): ours hands the place over instead.
+    """
+    from opentelemetry import trace
+
+    original = getattr(trace, "_set_tracer_provider", None)
+    if original is None or getattr(original, "_massgen_tracing", False) or not hasattr(
+            trace, "_TRACER_PROVIDER_SET_ONCE"):
+        return
+
+    def _set_tracer_provider(tracer_provider: Any, log: bool) -> None:
+        handed = False
+        with internal("setup.hand over to the host's provider"):
+            handed = _hand_over(tracer_provider, original, log)
+        if not handed:
+            original(tracer_provider, log)
+
+    _set_tracer_provider._massgen_tracing = True  # type: ignore[attr-defined]
+    trace._set_tracer_provider = _set_tracer_provider
+
+
+def _hand_over(host: Any, set_provider: Any, log: bool) -> bool:
+    """Make `host` the global provider in place of ours and move the live pipeline and the instrumentation
+    to it (the host keeps its exporters; spans already started on ours end there). False: not ours to
+    hand over (nothing done)."""
+    from opentelemetry import trace
+
+    with _lock:
+        st = _state
+        if (st is None or not st.owns_provider or host is st.provider or not hasattr(host, "add_span_processor")
+                or getattr(trace, "_TRACER_PROVIDER", None) is not st.provider):
+            return False
+        once = trace._TRACER_PROVIDER_SET_ONCE
+        trace._TRACER_PROVIDER_SET_ONCE = type(once)()  # OTel's private Once, fresh
+        set_provider(host, log)
+        in_place = trace.get_tracer_provider() is host
+        if not in_place:  # someone else got in between: leave it
+            return True
+        host.add_span_processor(st.processor)
+        st.provider, st.owns_provider = host, False
+        for inst in st.instrumentors:
+            inst.uninstrument()
+            inst.instrument(tracer_provider=host, skip_dep_check=True)
+    return True
 
 
 _TRACEBACK_FLUSH_MS = 300
