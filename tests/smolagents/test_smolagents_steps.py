@@ -473,6 +473,47 @@ def test_sys_exit_in_a_tool_fails_the_steps_only_with_a_failing_status(traced: T
     assert traced.unended() == []
 
 
+def test_an_image_result_is_described_not_written_to_a_file(traced: Traced, monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path) -> None:
+    from PIL import Image
+    from smolagents.agent_types import AgentImage
+
+    from smolagents import Tool
+
+    written: list[object] = []
+    to_string = AgentImage.to_string
+
+    def counted(self: AgentImage) -> str:
+        written.append(self)
+        return to_string(self)
+
+    monkeypatch.setattr(AgentImage, "to_string", counted)
+    saved = tmp_path / "chart.png"
+    Image.new("RGB", (4, 3), "blue").save(saved)
+
+    class Plot(Tool):
+        name = "plot"
+        description = "Make a chart."
+        inputs = {"saved": {"type": "boolean", "description": "an image already in a file"}}  # noqa: RUF012  # smolagents reads it
+        output_type = "image"
+
+        def forward(self, saved: bool) -> object:
+            return AgentImage(str(saved_path)) if saved else Image.new("RGB", (20, 10), "red")
+
+    saved_path = saved
+    model = ScriptedModel([ToolCalls([ToolCall("plot", {"saved": False}), ToolCall("plot", {"saved": True})]),
+                           final_answer("drawn")])
+    agent = ToolCallingAgent(tools=[Plot()], model=model, name="painter", verbosity_level=-1)
+
+    assert agent.run("Draw.") == "drawn"
+
+    assert written == []  # untraced, smolagents never calls it here either
+    tools = [s for s in traced.spans() if s.attributes.get(c.STEP_KIND) == "tool"]
+    assert [(s.attributes["output.value"], s.attributes["output.mime_type"], s.attributes[c.TOOL_RESULT])
+            for s in tools] == [('"<AgentImage 20x10 RGB>"', "application/json", '"<AgentImage 20x10 RGB>"'),
+                                (f'"{saved}"', "application/json", f'"{saved}"')]
+
+
 def test_a_long_runs_model_calls_keep_their_identity_at_start_past_the_attribute_limit() -> None:
     # ~3 attributes per input message: by step 10 a model call starts with more than this provider's 40
     # (OpenTelemetry's default 128 is reached by step ~17). The span keeps its newest attributes, and

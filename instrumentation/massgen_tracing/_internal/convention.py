@@ -7,7 +7,7 @@ registry (`python -m massgen_tracing._internal.docgen`, checked by a test).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -250,16 +250,16 @@ def join_streamed(text: str, piece: str) -> str:
     return text + piece
 
 
-def json_text(value: Any) -> str:
+def json_text(value: Any, default: Callable[[Any], Any] = str) -> str:
     """`value` as text for a string attribute: a str as it is, anything else as JSON (what json cannot
-    encode by itself as its `str()`, as OpenInference's `safe_json_dumps` does). Never raises: a value
-    even that cannot encode — tuple keys, a cycle, an int over Python's 4300-digit limit, a `str()` that
-    raises — is shown as its `repr()`, or else named by its type. (That failure once dropped a whole
-    run's identity, its task being among its start attributes.)"""
+    encode by itself as `default(obj)`, by default its `str()`, as OpenInference's `safe_json_dumps`
+    does). Never raises: a value even that cannot encode — tuple keys, a cycle, an int over Python's
+    4300-digit limit, a `str()` that raises — is shown as its `repr()`, or else named by its type. (That
+    failure once dropped a whole run's identity, its task being among its start attributes.)"""
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return json.dumps(value, default=default, ensure_ascii=False)
     except Exception:  # noqa: BLE001  # any failure of the value's own code: the next fallback
         pass
     try:

@@ -22,6 +22,7 @@ from openinference.instrumentation import (
 # tests/smolagents check that the OpenInference keys they produce are still there.
 from openinference.instrumentation.smolagents import _wrappers as oi
 from openinference.semconv.trace import SpanAttributes
+from smolagents.agent_types import AgentType
 
 from massgen_tracing._internal import convention as c
 
@@ -69,7 +70,31 @@ def model_name(model: Any) -> str:
     return getattr(model, "model_id", None) or type(model).__name__
 
 
-text = c.json_text  # an attribute-safe string: str as is, anything else as JSON, never raising
+def _shown(obj: Any) -> str:
+    """What JSON cannot encode, as text, except that an image or audio result is described: its `str()`
+    (smolagents' `AgentType.to_string()`) writes it to a temporary file the first time, a side effect
+    (and ~0.2 s for a 2000x2000 image) the program would have only because it is traced."""
+    if isinstance(obj, AgentType) and not isinstance(obj, str):
+        path = getattr(obj, "_path", None)
+        if isinstance(path, str):  # already written: its str() is that path, with nothing to write
+            return path
+        raw = getattr(obj, "_raw", None)  # the image it wraps (the AgentImage itself reads as 0x0)
+        size, mode = getattr(raw, "size", None), getattr(raw, "mode", None)
+        if isinstance(size, tuple) and len(size) == 2:
+            return f"<{type(obj).__name__} {size[0]}x{size[1]}{f' {mode}' if isinstance(mode, str) else ''}>"
+        rate = getattr(obj, "samplerate", None)
+        return f"<{type(obj).__name__}{f' samplerate={rate}' if isinstance(rate, int) else ''}>"
+    return str(obj)
+
+
+def text(value: Any) -> str:
+    """An attribute-safe string: str as is, anything else as JSON, never raising (`c.json_text`), and
+    never writing an image or audio result to a file (`_shown`)."""
+    return c.json_text(value, _shown)
+
+
+def _writes_when_shown(value: Any) -> bool:
+    return isinstance(value, AgentType) and not isinstance(value, str)
 
 
 def status_description(exc: BaseException) -> str:
@@ -279,6 +304,9 @@ def tool_start(tool: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> t
 
 
 def tool_end(tool: Any, result: Any) -> dict[str, Any]:
+    if _writes_when_shown(result):  # OpenInference's JSON of it would write the file (see `_shown`)
+        shown = text(result)
+        return {SpanAttributes.OUTPUT_VALUE: shown, SpanAttributes.OUTPUT_MIME_TYPE: JSON, c.TOOL_RESULT: shown}
     attrs = {k: v for k, v in oi._output_value_and_mime_type_for_tool_span(result, getattr(tool, "output_type", "any"))
              if v is not None}
     attrs[c.TOOL_RESULT] = text(result)
