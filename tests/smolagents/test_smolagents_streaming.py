@@ -9,11 +9,11 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from sa_helpers import Traced, lookup
-from smolagents.memory import ActionStep, FinalAnswerStep, ToolCall
+from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep, ToolCall
 from smolagents.models import ChatMessageStreamDelta
 
 from massgen_tracing._internal import convention as c
-from massgen_tracing.testing.smolagents_models import ScriptedModel, final_answer, tool_call
+from massgen_tracing.testing.smolagents_models import ScriptedModel, Text, final_answer, tool_call
 from smolagents import CodeAgent, ToolCallingAgent
 
 
@@ -102,6 +102,26 @@ def test_closing_a_streamed_run_between_steps_ends_the_run_after_its_finished_st
     ])
     assert traced.span("invoke_agent w").attributes[c.ABANDONED] is True
     assert c.ABANDONED not in traced.span("Step 1").attributes
+
+
+def test_stopping_right_after_a_planning_step_leaves_that_step_finished_not_abandoned(traced: Traced) -> None:
+    model = ScriptedModel([Text("1. Look it up."), tool_call("lookup", key="paris"), final_answer("sunny")])
+    agent = ToolCallingAgent(tools=[lookup], model=model, name="w", verbosity_level=-1, planning_interval=1)
+    stream = agent.run("Paris?", stream=True)
+    for item in stream:
+        if isinstance(item, PlanningStep):
+            break
+    stream.close()
+
+    assert traced.unended() == []
+    assert traced.tree() == "\n".join([
+        "invoke_agent w [run] UNSET",
+        "  plan w [planning] OK",
+        "    chat scripted [llm] OK",
+    ])
+    assert traced.span("invoke_agent w").attributes[c.ABANDONED] is True
+    plan = traced.span("plan w").attributes
+    assert c.ABANDONED not in plan and plan[c.PLAN] == item.plan
 
 
 def test_a_streamed_run_that_is_never_iterated_records_nothing(traced: Traced) -> None:

@@ -118,6 +118,11 @@ class Hooks:
         span = active.span
         if not span.is_recording():  # already ended as abandoned: tracing stopped (the program exited)
             return
+        if active.kind == "planning" and isinstance(active.data, PlanningStep):
+            # smolagents yields the finished PlanningStep as its planning generator's last item: a
+            # consumer that stops right there stopped after the step, not during it.
+            self._finish(active, None)
+            return
         with internal("smolagents.abandon_attributes"):
             span.set_attributes(self.content.mask(active.end_attrs(active, NO_RESULT)))
         if active.kind in ("action", "planning") and active.run is not None and not active.run.closing:
