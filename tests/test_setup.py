@@ -329,6 +329,37 @@ def test_a_full_disk_stops_the_jsonl_record_with_one_line_not_an_internal_error(
         "records are written to it.\n")
 
 
+def test_a_failing_flush_before_an_exception_ignored_report_still_prints_the_report(monkeypatch, caplog):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    printed: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: printed.append(f"{u.exc_type.__name__}: {u.exc_value}"))
+
+    class Broken:
+        calls = 0
+
+        def force_flush(self, timeout_millis: int) -> bool:
+            Broken.calls += 1
+            raise RuntimeError("bug in massgen-tracing")
+
+    monkeypatch.setattr(setup, "_state", types.SimpleNamespace(processor=Broken()))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # put back after the test, wrapped or not
+    setup._flush_before_uncaught_tracebacks()
+    setup._flush_before_uncaught_tracebacks()  # once only: not wrapped twice
+
+    class Leaky:
+        def __del__(self) -> None:
+            raise ValueError("the program's own error")
+
+    with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
+        leak = Leaky()
+        del leak
+    assert (printed, Broken.calls) == (["ValueError: the program's own error"], 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "massgen-tracing: internal error in setup.flush_before_unraisable (tracing continues): "
+        "RuntimeError('bug in massgen-tracing')"]
+
+
 def test_a_failing_flush_before_an_uncaught_traceback_still_prints_the_traceback(monkeypatch, caplog):
     import sys
 

@@ -372,20 +372,28 @@ def _flush_before_uncaught_tracebacks() -> None:
     The interpreter writes the traceback in pieces from the main thread while the sink threads write
     the failed run's last lines from theirs: plain lines landed mid-traceback, or after it. The hook in
     place now (the default, or the program's own) still prints the traceback, after a bounded flush.
+    The same for `sys.unraisablehook`'s "Exception ignored in: ..." (a failing `__del__`, a generator
+    that ignored `GeneratorExit`): a line of ours landed between its first line and its traceback.
     """
-    previous = sys.excepthook
-    if getattr(previous, "_massgen_tracing_flush", False):
-        return
+    for name, site in (("excepthook", "setup.flush_before_traceback"),
+                       ("unraisablehook", "setup.flush_before_unraisable")):
+        previous = getattr(sys, name, None)
+        if previous is None or getattr(previous, "_massgen_tracing_flush", False):
+            continue
+        setattr(sys, name, _flushing_first(previous, site))
 
-    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+
+def _flushing_first(previous: Any, site: str) -> Any:
+    def hook(*args: Any) -> None:
         state = _state
-        if state is not None:
-            with internal("setup.flush_before_traceback"):
+        # Not from a sink's own thread (a finalizer can run there): it would wait for itself.
+        if state is not None and not threading.current_thread().name.startswith("massgen-tracing-"):
+            with internal(site):
                 state.processor.force_flush(_TRACEBACK_FLUSH_MS)
-        previous(exc_type, exc, tb)
+        previous(*args)
 
-    excepthook._massgen_tracing_flush = True  # type: ignore[attr-defined]
-    sys.excepthook = excepthook
+    hook._massgen_tracing_flush = True  # type: ignore[attr-defined]
+    return hook
 
 
 _fork_hook_installed = False
