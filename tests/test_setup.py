@@ -329,21 +329,30 @@ def test_a_full_disk_stops_the_jsonl_record_with_one_line_not_an_internal_error(
         "records are written to it.\n")
 
 
-def test_a_failing_flush_before_an_exception_ignored_report_still_prints_the_report(monkeypatch, caplog):
+class _BrokenFlush:
+    """A live processor whose flush fails, as our own bug would."""
+
+    calls = 0
+
+    def force_flush(self, timeout_millis: int) -> bool:
+        type(self).calls += 1
+        raise RuntimeError("bug in massgen-tracing")
+
+
+def _with_a_failing_flush(monkeypatch) -> type[_BrokenFlush]:
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
     monkeypatch.setattr(guard, "_reported", set())
+    broken = type("Broken", (_BrokenFlush,), {"calls": 0})
+    monkeypatch.setattr(setup, "_state", types.SimpleNamespace(processor=broken()))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # both put back after the test, wrapped or not
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    return broken
+
+
+def test_a_failing_flush_before_an_exception_ignored_report_still_prints_the_report(monkeypatch, caplog):
     printed: list[str] = []
+    broken = _with_a_failing_flush(monkeypatch)
     monkeypatch.setattr(sys, "unraisablehook", lambda u: printed.append(f"{u.exc_type.__name__}: {u.exc_value}"))
-
-    class Broken:
-        calls = 0
-
-        def force_flush(self, timeout_millis: int) -> bool:
-            Broken.calls += 1
-            raise RuntimeError("bug in massgen-tracing")
-
-    monkeypatch.setattr(setup, "_state", types.SimpleNamespace(processor=Broken()))
-    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # put back after the test, wrapped or not
     setup._flush_before_uncaught_tracebacks()
     setup._flush_before_uncaught_tracebacks()  # once only: not wrapped twice
 
@@ -354,36 +363,21 @@ def test_a_failing_flush_before_an_exception_ignored_report_still_prints_the_rep
     with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
         leak = Leaky()
         del leak
-    assert (printed, Broken.calls) == (["ValueError: the program's own error"], 1)
+    assert (printed, broken.calls) == (["ValueError: the program's own error"], 1)
     assert [r.getMessage() for r in caplog.records] == [
         "massgen-tracing: internal error in setup.flush_before_unraisable (tracing continues): "
         "RuntimeError('bug in massgen-tracing')"]
 
 
 def test_a_failing_flush_before_an_uncaught_traceback_still_prints_the_traceback(monkeypatch, caplog):
-    import sys
-
-    from massgen_tracing._internal import guard
-    from massgen_tracing._internal import setup as setup_mod
-
-    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
-    monkeypatch.setattr(guard, "_reported", set())
     printed: list[str] = []
+    broken = _with_a_failing_flush(monkeypatch)
     monkeypatch.setattr(sys, "excepthook", lambda t, e, tb: printed.append(f"{t.__name__}: {e}"))
-
-    class Broken:
-        calls = 0
-
-        def force_flush(self, timeout_millis: int) -> bool:
-            Broken.calls += 1
-            raise RuntimeError("bug in massgen-tracing")
-
-    monkeypatch.setattr(setup_mod, "_state", types.SimpleNamespace(processor=Broken()))
-    setup_mod._flush_before_uncaught_tracebacks()
-    setup_mod._flush_before_uncaught_tracebacks()  # once only: not wrapped twice
+    setup._flush_before_uncaught_tracebacks()
+    setup._flush_before_uncaught_tracebacks()  # once only: not wrapped twice
     with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
         sys.excepthook(ValueError, ValueError("the program's own error"), None)
-    assert (printed, Broken.calls) == (["ValueError: the program's own error"], 1)
+    assert (printed, broken.calls) == (["ValueError: the program's own error"], 1)
     assert [r.getMessage() for r in caplog.records] == [
         "massgen-tracing: internal error in setup.flush_before_traceback (tracing continues): "
         "RuntimeError('bug in massgen-tracing')"]
