@@ -227,8 +227,12 @@ def test_a_final_answer_rejected_by_a_check_is_a_failed_step_not_an_abandoned_on
         "    chat scripted [llm] OK",
         "    final_answer [final_answer] OK",
     ])
-    assert c.ABANDONED not in traced.span("Step 1").attributes
-    assert "rejected final answer" in traced.span("Step 1").status.description
+    step = traced.span("Step 1")
+    assert c.ABANDONED not in step.attributes
+    error = "Check second_try_only failed with error: "  # smolagents' AgentError, the AssertionError's text: ""
+    assert step.status.description == f"AgentError: {error}"
+    assert [(e.attributes["exception.type"], e.attributes["exception.message"])
+            for e in step.events if e.name == "exception"] == [("smolagents.utils.AgentError", error)]
 
 
 def test_code_agent_managing_a_tool_agent_shows_the_failed_code_step_and_the_nested_run(traced: Traced) -> None:

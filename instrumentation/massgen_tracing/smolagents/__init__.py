@@ -122,6 +122,7 @@ class SmolagentsInstrumentor(Instrumentor):
             "_generate_planning_step": _bind(hooks.planning),
             "_step_stream": _bind(hooks.action),
             "_handle_max_steps_reached": _bind(hooks.max_steps),
+            "_validate_final_answer": _bind(hooks.final_answer_check),
         })
         patcher.patch_tree(Model, {"generate": _bind(hooks.generate),
                                    "generate_stream": _bind(hooks.generate_stream)})

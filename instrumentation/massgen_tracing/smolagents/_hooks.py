@@ -28,7 +28,8 @@ NO_RESULT: Any = object()
 class RunState:
     """Per run: the budget its steps report against and the tokens of its own model calls."""
 
-    __slots__ = ("agent", "closing", "input_tokens", "max_steps", "max_steps_error", "output_tokens", "span")
+    __slots__ = ("agent", "closing", "input_tokens", "last_action", "max_steps", "max_steps_error", "output_tokens",
+                 "span")
 
     def __init__(self, agent: Any, span: Span, max_steps: int) -> None:
         self.agent = agent
@@ -38,6 +39,7 @@ class RunState:
         self.output_tokens = 0
         self.max_steps_error: BaseException | None = None
         self.closing = False  # the run's consumer stopped iterating it (break, close, garbage)
+        self.last_action: Active | None = None  # the run's own latest action step
 
 
 class Active:
@@ -129,8 +131,12 @@ class Hooks:
             # Not the program's doing: smolagents itself stopped reading this step, which it does only
             # when its run loop raised on the step's output (a final answer that failed
             # `final_answer_checks`); it records that error on its memory step and runs on.
-            span.set_status(Status(StatusCode.ERROR, "stopped by smolagents before it finished (its run loop "
-                                                     "raised on this step's output, e.g. a rejected final answer)"))
+            if active.error is not None:  # a final answer check rejected its answer
+                span.record_exception(active.error)
+                span.set_status(Status(StatusCode.ERROR, a.status_description(active.error)))
+            else:
+                span.set_status(Status(StatusCode.ERROR, "stopped by smolagents before it finished (its run "
+                                                         "loop raised on this step's output)"))
         else:
             span.set_attribute(c.ABANDONED, True)
         span.end()
@@ -329,7 +335,25 @@ class Hooks:
         else:
             max_steps = agent.max_steps
         name, attrs = a.action_start(agent, index, max_steps)
-        return self._begin(name, attrs, "action", agent, run, _action_end, memory_step)
+        active = self._begin(name, attrs, "action", agent, run, _action_end, memory_step)
+        if run is not None and run.agent is agent:
+            run.last_action = active
+        return active
+
+    def final_answer_check(self, original: Callable[..., Any], agent: Any, args: tuple[Any, ...],
+                           kwargs: dict[str, Any]) -> Any:
+        """`_validate_final_answer`: a check that rejects the answer fails the action step that gave it.
+        smolagents raises in its run loop, records the error on its memory step only after it stopped
+        reading the step (see `_abandon`), and runs on."""
+        try:
+            return original(agent, *args, **kwargs)
+        except Exception as exc:
+            with internal("smolagents.final_answer_rejected"):
+                frame = current_frame()  # the run's: its loop calls the checks
+                run = frame.run if frame is not None else None
+                if run is not None and run.agent is agent and run.last_action is not None:
+                    run.last_action.error = exc
+            raise
 
     @guarded("smolagents.action_item")
     def _on_action_item(self, active: Active, item: Any) -> None:
