@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import operator
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
@@ -87,6 +88,22 @@ def test_closing_a_stream_generator_ends_the_run_abandoned(traced: Traced) -> No
     stream.close()
 
     assert outcomes(traced) == "run counter: UNSET abandoned=True\n  node step: OK"
+
+
+def test_while_the_interpreter_finalizes_no_callback_reaches_the_tracer(traced: Traced,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stream still held at exit is closed as modules are torn down, after the exit hook ended its
+    # spans: on Python 3.13 our late on_chain_error crashed the interpreter there (SIGSEGV).
+    stream = counter_graph().stream({"n": 0})
+    next(stream)
+    calls: list[str] = []
+    with monkeypatch.context() as m:
+        m.setattr(lg_tracer.LangGraphTracer, "_end_trace", lambda self, run: calls.append(run.name))
+        m.setattr(sys, "is_finalizing", lambda: True)
+        stream.close()  # LangGraph reports GeneratorExit through on_chain_error: skipped
+
+    assert calls == []
+    assert [s.name for s in traced.spans] == ["step"]  # the run's span was not ended by a late callback
 
 
 def test_a_stream_read_to_the_end_is_not_abandoned(traced: Traced) -> None:
@@ -173,6 +190,9 @@ def test_an_astream_left_by_break_ends_abandoned_when_python_closes_it(traced: T
     assert outcomes(traced) == PARALLEL_ABANDONED
 
 
+@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
+                   reason="Python 3.13's asyncio.run cancels the graph's tasks before it closes the abandoned "
+                          "generator: the run sees CancelledError first and ends ERROR (docs/langgraph.md)")
 def test_an_astream_left_by_break_at_the_end_of_asyncio_run_ends_abandoned(traced: Traced) -> None:
     async def main() -> None:
         async for _ in parallel_graph(asyncio.Event()).astream({"notes": []}):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -221,6 +222,18 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
     # LangChain runs non-inline sync handlers of async graphs in the default executor, one hop per
     # callback: slower, and a child's start can race its parent's. Our callbacks never block.
     run_inline = True
+
+    # A stream the program still holds at exit (`stream = graph.stream(...)` at module level, then
+    # `break`) is closed while the interpreter tears its modules down, after tracing's exit hook has
+    # ended its spans as abandoned: LangChain then still calls `on_chain_error`, and on Python 3.13 the
+    # datetime work that does there crashed the interpreter (SIGSEGV, exit status -11; untraced: 0).
+    # LangChain asks these before every callback: none while the interpreter is finalizing.
+    @property
+    def ignore_chain(self) -> bool:
+        return sys.is_finalizing()
+
+    ignore_llm = ignore_retry = ignore_agent = ignore_retriever = ignore_chat_model = ignore_chain
+    ignore_custom_event = ignore_chain
 
     def __init__(self, tracer: Any, separate_trace_from_runtime_context: bool, *args: Any, **kwargs: Any):
         super().__init__(tracer, separate_trace_from_runtime_context, *args, **kwargs)
