@@ -150,20 +150,22 @@ _UNWRAPPED_CODES: set[Any] = set()
 
 def _unwrapped(function: Any) -> Any:
     """The generator function inside a `stop_on_exception` wrapper; None for anything else."""
-    stop = getattr(oi, "stop_on_exception", None)
-    if stop is None or not inspect.isgeneratorfunction(function):
+    if _STOP_CODE is None or not inspect.isgeneratorfunction(function):
         return None
-    probe = stop(_probe)
     code = getattr(function, "__code__", None)
-    if code is None or code is not probe.__code__ or function.__closure__ is None:
+    if code is None or code is not _STOP_CODE or function.__closure__ is None:
         return None
     cells = dict(zip(code.co_freevars, function.__closure__, strict=True))
     inner = cells["wrapped"].cell_contents if "wrapped" in cells else None
     return inner if inspect.isgeneratorfunction(inner) else None
 
 
-def _probe() -> Iterator[Any]:  # what `_unwrapped` wraps to learn the wrapper's code
+def _probe() -> Iterator[Any]:  # what is wrapped once to learn the wrapper's code
     yield from ()
+
+
+_STOP = getattr(oi, "stop_on_exception", None)
+_STOP_CODE = _STOP(_probe).__code__ if _STOP is not None else None  # every wrapper it makes runs this code
 
 
 class _BulkSpan:

@@ -70,11 +70,16 @@ def model_name(model: Any) -> str:
     return getattr(model, "model_id", None) or type(model).__name__
 
 
+def _writes_when_shown(value: Any) -> bool:
+    """smolagents' image and audio results (not its text, a str): their `str()` writes a file."""
+    return isinstance(value, AgentType) and not isinstance(value, str)
+
+
 def _shown(obj: Any) -> str:
     """What JSON cannot encode, as text, except that an image or audio result is described: its `str()`
     (smolagents' `AgentType.to_string()`) writes it to a temporary file the first time, a side effect
     (and ~0.2 s for a 2000x2000 image) the program would have only because it is traced."""
-    if isinstance(obj, AgentType) and not isinstance(obj, str):
+    if _writes_when_shown(obj):
         path = getattr(obj, "_path", None)
         if isinstance(path, str):  # already written: its str() is that path, with nothing to write
             return path
@@ -93,8 +98,6 @@ def text(value: Any) -> str:
     return c.json_text(value, _shown)
 
 
-def _writes_when_shown(value: Any) -> bool:
-    return isinstance(value, AgentType) and not isinstance(value, str)
 
 
 def status_description(exc: BaseException) -> str:
