@@ -228,6 +228,59 @@ def test_a_program_that_sets_up_its_own_tracing_after_its_imports_keeps_it_and_g
                                           else "▶ smolagents run adder_agent")
 
 
+HOST_TRACING_LATER_STREAM_HELD = """
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+
+    class State(TypedDict):
+        n: int
+
+
+    class Printer(SpanExporter):
+        def export(self, spans):
+            for s in spans:
+                print("exported", s.name, s.attributes.get("massgen.abandoned"), flush=True)
+            return SpanExportResult.SUCCESS
+
+
+    def inc(state):
+        return {"n": state["n"] + 1}
+
+
+    g = StateGraph(State)
+    g.add_node("a", inc)
+    g.add_node("b", inc)
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("b", END)
+    graph = g.compile(name="held")
+
+    provider = TracerProvider()  # registers its own exit hook (shutdown_on_exit)
+    provider.add_span_processor(SimpleSpanProcessor(Printer()))
+    trace.set_tracer_provider(provider)
+    stream = graph.stream({"n": 0})
+    print(next(stream), flush=True)  # the program exits still holding the stream
+"""
+
+
+def test_a_stream_held_at_exit_reaches_the_exporter_of_a_host_that_set_up_tracing_later(tmp_path):
+    # The host's provider came after ours, so its exit hook came after ours too and ran first: it shut its
+    # exporter down before our exit hook ended the run left open, which the exporter then never got.
+    untraced = run_app(tmp_path, HOST_TRACING_LATER_STREAM_HELD, {})
+    out = run_app(tmp_path, HOST_TRACING_LATER_STREAM_HELD,
+                  {"MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "plain"})
+    assert untraced.returncode == out.returncode == 0, out.stderr
+    assert untraced.stdout == "{'a': {'n': 1}}\n"
+    assert out.stdout == "exported a None\n{'a': {'n': 1}}\nexported invoke_workflow held True\n"
+    assert "already shutdown" not in out.stderr
+    assert re.sub(r" \d+ms ", " ", out.stderr.splitlines()[-1][13:]) == "⏹ langgraph run held 1 step abandoned"
+
+
 def test_without_the_variable_nothing_of_ours_is_imported_or_patched(tmp_path):
     out = run_app(tmp_path, LANGGRAPH_APP + """
     import sys

@@ -187,6 +187,22 @@ def test_a_failing_hand_over_leaves_opentelemetrys_own_answer_and_the_program_ru
     assert [r.type for r in records] == ["start", "end"]
 
 
+def test_a_failing_end_of_open_spans_before_the_hosts_exit_hook_is_contained(fresh_global, monkeypatch, caplog):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    state = massgen_tracing.configure(sinks=[], instrument=False)
+    assert state is not None
+
+    def broken() -> int:
+        raise RuntimeError("bug in massgen-tracing")
+
+    monkeypatch.setattr(state.processor, "end_open_spans", broken)
+    with caplog.at_level(logging.WARNING):
+        setup._end_open_spans_before_the_host()  # an exit hook: must not raise into the interpreter's exit
+    assert any("internal error in setup.end open spans before the host's shutdown" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_a_program_exits_promptly_when_the_collector_is_unreachable(tmp_path):
     # Port 9 (discard) is closed on loopback: every export attempt is refused and the SDK would retry
     # with back-off for ~7 s at exit. The bound is the setting (0.5 s here) plus interpreter teardown.

@@ -360,7 +360,19 @@ def _hand_over(host: Any, set_provider: Any, log: bool) -> bool:
         for inst in st.instrumentors:
             inst.uninstrument()
             inst.instrument(tracer_provider=host, skip_dep_check=True)
+        # The host's provider registered its exit hook when it was made, after ours: it would run first and
+        # shut its exporters (and our processor) before ours ends the steps still open (a stream the
+        # program still holds), and those spans never reached the host's backend. Registered now, this
+        # runs before the host's.
+        atexit.register(_end_open_spans_before_the_host)
     return True
+
+
+def _end_open_spans_before_the_host() -> None:
+    st = _state
+    if st is not None:
+        with internal("setup.end open spans before the host's shutdown"):
+            st.processor.end_open_spans()
 
 
 _TRACEBACK_FLUSH_MS = 300
