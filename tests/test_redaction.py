@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from massgen_tracing._internal.redact import Redactor
@@ -26,6 +28,27 @@ SECRETS = [
 @pytest.mark.parametrize(("secret", "name"), SECRETS)
 def test_each_known_secret_shape_is_masked_with_its_name(secret, name):
     assert Redactor().redact(f"before {secret} after") == f"before [REDACTED:{name}] after"
+
+
+@pytest.mark.parametrize(("secret", "name"), [(s, n) for s, n in SECRETS if n != "private_key"])
+@pytest.mark.parametrize("escape", ["\\n", "\\t", "\\r", "\\u00e9", "\\x1b"])
+def test_a_key_right_after_an_escape_sequence_is_masked(secret, name, escape):
+    # json.dumps() and repr() write a newline before a key as the two characters `\` `n`: the key then
+    # follows a letter, where a word boundary finds nothing (smolagents' "Observation:\n<tool output>").
+    assert Redactor().redact(f"Observation:{escape}{secret} after") == f"Observation:{escape}[REDACTED:{name}] after"
+
+
+def test_keys_in_serialised_text_are_masked_as_json_and_repr_write_them():
+    key = "sk-ant-api03-Zq7SECRETantAAAAbbbbCCCCddddEEEEffff0123456789"
+    r = Redactor()
+    assert json.dumps({"out": f"ANTHROPIC_API_KEY\n{key}"}) == '{"out": "ANTHROPIC_API_KEY\\n' + key + '"}'
+    assert r.redact(json.dumps({"out": f"ANTHROPIC_API_KEY\n{key}"})) == (
+        '{"out": "ANTHROPIC_API_KEY\\n[REDACTED:anthropic_key]"}')
+    assert r.redact(repr(["# keys", f"\t{key}"])) == "['# keys', '\\t[REDACTED:anthropic_key]']"
+    assert r.redact(json.dumps(f"é{key}")) == '"\\u00e9[REDACTED:anthropic_key]"'
+    # A key glued to a word is still not one (as before): only an escape's letter counts as a start.
+    glued = "disk-ant-api03-Zq7SECRETantAAAAbbbbCCCCddddEEEE"
+    assert r.redact(f"path {glued}") == f"path {glued}"
 
 
 def test_bearer_tokens_and_secret_assignments_keep_their_label_but_lose_the_value():

@@ -16,8 +16,13 @@ from massgen_tracing._internal import convention, redact, settings
 
 def _redaction_table() -> str:
     rows = ["| name | pattern |", "|---|---|"]
-    rows += [f"| `{name}` | `{pat.replace('|', '&#124;')}` |" for name, pat in redact.DEFAULT_PATTERNS]
+    rows += [f"| `{name}` | `{pat.replace(redact.KEY_START, '⟨start⟩').replace('|', '&#124;')}` |"
+             for name, pat in redact.DEFAULT_PATTERNS]
     rows.append(f"| `secret_assignment` | `{redact._ASSIGN.pattern.replace('|', '&#124;')}` (value only) |")
+    start = redact.KEY_START.replace("|", "&#124;")
+    rows.append("")
+    rows.append(f"`⟨start⟩` is `{start}`: a word boundary, or the end of an escape sequence (`\\n`, `\\t`, "
+                "`\\u00e9`, `\\x1b`), which is how JSON and `repr()` write a key that follows a newline or tab.")
     return "\n".join(rows) + "\n"
 
 

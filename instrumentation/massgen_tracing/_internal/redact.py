@@ -10,19 +10,25 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+# Where a key may begin: a word boundary, or right after an escape sequence. JSON and repr() write a newline
+# or tab as `\n` / `\t` and other characters as `\u00e9` / `\x1b`: in `"Observation:\nsk-ant-..."` the
+# key follows the letter `n`, where `\b` finds no boundary, and such keys went out unmasked (a tool
+# output serialised into every later model call's input).
+KEY_START = r"(?:\b|(?<=\\[ntrfbv0])|(?<=\\u[0-9a-fA-F]{4})|(?<=\\x[0-9a-fA-F]{2}))"
+
 # (name, pattern). Order matters only for overlaps: more specific shapes first.
 DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
-    ("groq_key", r"\bgsk_[A-Za-z0-9]{20,}"),
-    ("xai_key", r"\bxai-[A-Za-z0-9]{20,}"),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    ("anthropic_key", KEY_START + r"sk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("openai_key", KEY_START + r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    ("huggingface_token", KEY_START + r"hf_[A-Za-z0-9]{30,}"),
+    ("google_api_key", KEY_START + r"AIza[0-9A-Za-z_\-]{35}"),
+    ("aws_access_key_id", KEY_START + r"(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("github_token", KEY_START + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack_token", KEY_START + r"xox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("groq_key", KEY_START + r"gsk_[A-Za-z0-9]{20,}"),
+    ("xai_key", KEY_START + r"xai-[A-Za-z0-9]{20,}"),
+    ("jwt", KEY_START + r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     ("bearer_token", r"(?<=(?i:bearer) )[A-Za-z0-9\-._~+/]{12,}=*"),
 )
 
