@@ -358,6 +358,34 @@ def test_a_model_class_defined_after_instrument_gets_model_call_spans(traced: Tr
     }
 
 
+def test_a_reply_without_token_usage_keeps_its_output_and_reports_no_usage(traced: Traced) -> None:
+    class NoUsageModel(Model):
+        """A user's own model whose replies carry no token_usage (OpenInference then asked the model for
+        `last_input_token_count`, which smolagents models no longer have: an internal error)."""
+
+        def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None,
+                     **kwargs):  # type: ignore[no-untyped-def]
+            return ChatMessage(role=MessageRole.ASSISTANT,
+                               content="Thought: done.\n<code>\nfinal_answer('ok')\n</code>")
+
+    agent = CodeAgent(tools=[], model=NoUsageModel(model_id="plain-1"), name="plain", verbosity_level=-1)
+
+    assert agent.run("Say ok") == "ok"
+
+    assert traced.tree() == "\n".join([
+        "invoke_agent plain [run] OK",
+        "  Step 1 [action] OK",
+        "    chat plain-1 [llm] OK",
+        "    final_answer [final_answer] OK",
+    ])
+    llm = traced.span("chat plain-1")
+    assert llm.attributes["llm.output_messages.0.message.contents.0.message_content.text"] == (
+        "Thought: done.\n<code>\nfinal_answer('ok')\n</code>")
+    assert '"token_usage": null' in llm.attributes["output.value"]
+    assert llm.attributes["llm.model_name"] == "plain-1"
+    assert not [k for k in llm.attributes if "token" in k]  # unknown, not 0
+
+
 def test_streamed_model_output_is_one_delta_event_per_chunk_with_usage_at_end(traced: Traced) -> None:
     model = ScriptedModel([code("final_answer(42)", thought="The answer is known.")])
     agent = CodeAgent(tools=[], model=model, name="streamer", stream_outputs=True, verbosity_level=-1)

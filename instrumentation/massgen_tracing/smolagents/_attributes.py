@@ -271,10 +271,39 @@ class _Collector:
         pass  # the caller sets the status
 
 
+class _Uncounted:
+    """The model as `_finish_model_span` reads it, with zero `last_*_token_count` (see `llm_end`)."""
+
+    last_input_token_count = 0
+    last_output_token_count = 0
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @property  # type: ignore[misc]  # OpenInference infers the provider from `__class__.__name__`
+    def __class__(self) -> type:
+        return type(self._model)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+_TOKEN_COUNTS = (SpanAttributes.LLM_TOKEN_COUNT_PROMPT, SpanAttributes.LLM_TOKEN_COUNT_COMPLETION,
+                 SpanAttributes.LLM_TOKEN_COUNT_TOTAL)
+
+
 def llm_end(model: Any, arguments: Mapping[str, Any], output: Any) -> dict[str, Any]:
     collector = _Collector()
-    oi._finish_model_span(collector, model, arguments, output)  # type: ignore[arg-type]  # duck-typed span
+    # A reply without `token_usage` (a user's own Model may return none): OpenInference then reads
+    # `model.last_input_token_count`, which smolagents models no longer have, and failed with
+    # AttributeError, losing the reply's output attributes too. It reads zeros from a stand-in instead,
+    # and the counts it derives from them are dropped: the usage is unknown, not 0.
+    unknown = not getattr(output, "token_usage", None) and not hasattr(model, "last_input_token_count")
+    oi._finish_model_span(collector, _Uncounted(model) if unknown else model, arguments, output)  # type: ignore[arg-type]
     attrs = collector.attributes
+    if unknown:
+        for key in _TOKEN_COUNTS:
+            attrs.pop(key, None)
     # Only what the model reported: a stream abandoned before its usage chunk has unknown usage, not 0.
     if (tin := attrs.get(SpanAttributes.LLM_TOKEN_COUNT_PROMPT)) is not None:
         attrs[c.GEN_AI_INPUT_TOKENS] = tin
