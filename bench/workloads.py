@@ -261,8 +261,8 @@ def setups(fw: str) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]
             if slow:
                 sinks.append(_SlowSink(0.05))
             proc = LiveStepProcessor(sinks, redactor=Redactor(), shutdown_timeout=0.2)
+            tp.add_span_processor(BatchSpanProcessor(_null_exporter()))  # in configure()'s order
             tp.add_span_processor(proc)
-            tp.add_span_processor(BatchSpanProcessor(_null_exporter()))
             inst = _ours(fw)
             inst.instrument(tracer_provider=tp)
             return inst, tp, (proc, devnull, tmp.name, sinks)

@@ -281,6 +281,52 @@ def test_a_stream_held_at_exit_reaches_the_exporter_of_a_host_that_set_up_tracin
     assert re.sub(r" \d+ms ", " ", out.stderr.splitlines()[-1][13:]) == "⏹ langgraph run held 1 step abandoned"
 
 
+POOL_APP = """
+    import multiprocessing as mp
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+
+    class State(TypedDict):
+        n: int
+
+
+    def double(state):
+        return {{"n": state["n"] * 2}}
+
+
+    def solve(n):
+        g = StateGraph(State)
+        g.add_node("double", double)
+        g.add_edge(START, "double")
+        g.add_edge("double", END)
+        return g.compile(name="solver").invoke({{"n": n}})["n"]
+
+
+    if __name__ == "__main__":
+        with mp.get_context("{method}").Pool(2) as pool:  # leaves with Pool.terminate(): no exit hook runs
+            print(sorted(pool.map(solve, [1, 2, 3])))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_spans_of_runs_in_pool_workers_reach_the_collector(tmp_path, method):
+    # The workers are killed at the end of `with Pool()`: the spans their batch processors still held
+    # were lost, every one (the JSONL record was complete); each run now sends them as it ends.
+    with OtlpReceiver() as rx:
+        out = run_app(tmp_path, POOL_APP.format(method=method), {
+            "MASSGEN_TRACING": "1", "MASSGEN_TRACING_CONSOLE": "off",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": rx.http_endpoint,
+        })
+        assert out.returncode == 0, out.stderr
+        spans = rx.wait_for(6, timeout=10)
+    assert out.stdout == "[2, 4, 6]\n"
+    assert out.stderr == ""
+    assert steps_of(spans) == [("langgraph", "node", "double")] * 3 + [("langgraph", "run", "solver")] * 3
+    assert len({s.trace_id for s in spans}) == 3
+
+
 def test_without_the_variable_nothing_of_ours_is_imported_or_patched(tmp_path):
     out = run_app(tmp_path, LANGGRAPH_APP + """
     import sys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from massgen_tracing._internal import convention as c
+from massgen_tracing._internal import guard
 from massgen_tracing._internal.processor import LiveStepProcessor
 from massgen_tracing._internal.records import StepRecord
 from massgen_tracing._internal.redact import Redactor
@@ -714,6 +716,43 @@ def test_a_multiprocessing_child_killed_right_after_its_run_has_written_the_runs
     with open(path, encoding="utf-8") as fh:
         seen = [(r.type, r.span_name) for r in read_jsonl(fh)]
     assert seen == [("start", "run"), ("start", "node"), ("end", "node"), ("end", "run")]
+
+
+@pytest.mark.parametrize("with_sinks", [True, False])
+def test_the_hook_after_a_run_in_a_child_is_called_once_per_run_and_a_failing_one_is_contained(
+        monkeypatch, caplog, with_sinks):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    sink = ListSink()
+    proc = LiveStepProcessor([sink] if with_sinks else [])
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))  # the exporters first, as configure() does
+    provider.add_span_processor(proc)
+    tracer = provider.get_tracer("test")
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(len(exporter.get_finished_spans()))
+        raise RuntimeError("bug in massgen-tracing")
+
+    proc.after_child_run = broken
+    proc._forked = True  # as in a forked child
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            with tracer.start_as_current_span("outer"):  # not a step: the run below is still a run
+                with tracer.start_as_current_span("run", attributes=step("run", "g")):
+                    with tracer.start_as_current_span("node", attributes=step("node", "n")):
+                        with tracer.start_as_current_span("llm", attributes=step("llm", "m")):
+                            pass
+    # Once per run, after its last span reached the processors added before ours (the exporter here).
+    assert calls == [3, 7]
+    assert [s.name for s in exporter.get_finished_spans()] == ["llm", "node", "run", "outer"] * 2
+    assert "internal error in processor.on_end" in caplog.text
+    if with_sinks:
+        assert proc.force_flush(2000)
+        assert summary(sink.records) == [("start", "g"), ("start", "n"), ("start", "m"), ("end", "m"),
+                                         ("end", "n"), ("end", "g")] * 2
 
 
 @pytest.mark.parametrize("text, masked", [

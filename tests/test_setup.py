@@ -203,6 +203,24 @@ def test_a_failing_end_of_open_spans_before_the_hosts_exit_hook_is_contained(fre
                for r in caplog.records)
 
 
+def test_a_child_whose_collector_does_not_answer_stops_waiting_for_it_after_one_warning(fresh_global, monkeypatch,
+                                                                                       caplog):
+    # Port 9 refuses: the exporter retries with back-off. A run's end in a child waits 0.5 s for it
+    # once, warns, and later runs in that process no longer wait.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(setup, "_child_export_gave_up", False)
+    state = massgen_tracing.configure(sinks=[], instrument=False)
+    assert state is not None and state.processor.after_child_run is setup._send_from_child
+    monkeypatch.setattr(state.processor, "_forked", True)
+    with caplog.at_level(logging.WARNING, logger="massgen_tracing"):
+        emit_step()  # a node with no run above it: a run of its own
+        emit_step()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "massgen_tracing"]
+    assert warnings == ["massgen-tracing: the collector did not take this process's spans within 0.5s; "
+                        "spans still queued when the process is killed are lost"]
+    assert setup._child_export_gave_up
+
+
 def test_a_program_exits_promptly_when_the_collector_is_unreachable(tmp_path):
     # Port 9 (discard) is closed on loopback: every export attempt is refused and the SDK would retry
     # with back-off for ~7 s at exit. The bound is the setting (0.5 s here) plus interpreter teardown.

@@ -336,6 +336,9 @@ class LiveStepProcessor(SpanProcessor):
         self._dropped_by_span: dict[str, int] = {}
         self._shut = False
         self._forked = False
+        # Called (guarded) after a run ends in a child process and its records are written: `configure()`
+        # sends the spans its exporters hold from there (a pool worker is killed without an exit hook).
+        self.after_child_run: Callable[[], None] | None = None
         self._start_hooks: list[Callable[[Span, Context | None], None]] = []
         # Open spans inside a step -> that step's span id (a step maps to itself), and open steps
         # -> their start record (its hex ids and parent step serve the end record too). Entries go at
@@ -460,7 +463,7 @@ class LiveStepProcessor(SpanProcessor):
             span_id = ctx.span_id  # a property: read once (this runs for every span the program starts)
             self._live[span_id] = span
             attrs = _attrs_of(span)
-            if not self._workers or attrs is None:
+            if attrs is None or (not self._workers and self.after_child_run is None):
                 if self._redactor is not None:
                     self._hook_events(span, span_id, None)
                 return
@@ -475,6 +478,10 @@ class LiveStepProcessor(SpanProcessor):
                     self._hook_events(span, span_id, None)
                 return
             self._enclosing[span_id] = span_id
+            if not self._workers:  # no sinks: only which steps enclose which, for `after_child_run`
+                if self._redactor is not None:
+                    self._hook_events(span, span_id, None)
+                return
             try:
                 cleaned = self._clean(attrs)
             except Exception as exc:  # never raise into the host, never leak either; events still get hooked
@@ -708,7 +715,13 @@ class LiveStepProcessor(SpanProcessor):
             start = self._open_steps.pop(ctx.span_id, None)
             over = self._over_at_end.pop(ctx.span_id, True) if self._over_at_end else True
             attrs = _attrs_of(span)
-            if not self._workers or attrs is None or c.STEP_KIND not in attrs:
+            if attrs is None or c.STEP_KIND not in attrs:
+                return
+            if not self._workers:
+                if self.after_child_run is not None and (self._forked or _in_multiprocessing_child()):
+                    parent = span.parent
+                    if parent is None or parent.span_id not in self._enclosing:  # a run: see below
+                        self.after_child_run()
                 return
             if start is not None:  # the ids formatted once, at start
                 trace_id, span_id, parent_span_id = start.trace_id, start.span_id, start.parent_span_id
@@ -746,6 +759,8 @@ class LiveStepProcessor(SpanProcessor):
                 # os.fork() usually leaves with os._exit(): neither runs an exit hook at all. Write a
                 # finished run's records before the child's task returns.
                 self.force_flush(_CHILD_FLUSH_MS)
+                if self.after_child_run is not None:
+                    self.after_child_run()  # inside `internal("processor.on_end")`: guarded
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000

@@ -290,12 +290,17 @@ def configure(
                 attrs["openinference.project.name"] = settings["project"]
             provider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False,
                                       span_limits=_span_limits())
-            provider.add_span_processor(processor)
             exporters = _make_exporters(settings)
             for exp in exporters:
                 bsp = BatchSpanProcessor(exp)
                 provider.add_span_processor(bsp)
                 span_processors.append(bsp)
+            # After the batch processors: a run's last span has reached them when the live processor
+            # sees it end, which a child process relies on to send it at once (`_send_from_child`).
+            # (Masking does not depend on the order: `_on_ending` runs before any processor's on_end.)
+            provider.add_span_processor(processor)
+            if span_processors:
+                processor.after_child_run = _send_from_child
             trace.set_tracer_provider(provider)
             _yield_to_a_later_host()
         else:
@@ -309,6 +314,38 @@ def configure(
         if instrument:
             instrument_frameworks(settings["frameworks"], provider)
         return _state
+
+
+_CHILD_EXPORT_S = 0.5
+_child_export_gave_up = False
+
+
+def _send_from_child() -> None:
+    """Export what the batch processors hold, as a run ends in a child process, waiting at most 0.5 s.
+
+    A `multiprocessing` pool worker is killed by `Pool.terminate()` (the end of `with Pool() as pool:`) and
+    a child of `os.fork()` usually leaves with `os._exit()`: no exit hook runs, and the spans the batch
+    processors still held were never sent. The SDK's `force_flush` exports on the calling thread with no
+    bound, so it runs on a thread of its own; if the collector does not take the spans within the bound,
+    this process stops waiting for it (it would cost every later run the same wait).
+    """
+    global _child_export_gave_up
+    st = _state
+    if st is None or _child_export_gave_up:
+        return
+    done = threading.Event()
+
+    def send() -> None:
+        with internal("setup.send from child"):
+            for bsp in st.span_processors:
+                bsp.force_flush()
+        done.set()
+
+    threading.Thread(target=send, name="massgen-tracing-child-export", daemon=True).start()
+    if not done.wait(_CHILD_EXPORT_S):
+        _child_export_gave_up = True
+        logger.warning("massgen-tracing: the collector did not take this process's spans within %.1fs; "
+                       "spans still queued when the process is killed are lost", _CHILD_EXPORT_S)
 
 
 def _yield_to_a_later_host() -> None:
