@@ -718,6 +718,24 @@ def test_a_multiprocessing_child_killed_right_after_its_run_has_written_the_runs
     assert seen == [("start", "run"), ("start", "node"), ("end", "node"), ("end", "run")]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_child_forked_inside_a_step_never_ends_the_parents_open_spans(tmp_path):
+    # A process pool started inside a node: the child's exit hook ended the steps open at the fork a
+    # second time, as abandoned (one more end line and one more exported span per step, per child).
+    sink = ListSink()
+    tracer, proc, exporter = make([sink])
+    with tracer.start_as_current_span("run", attributes=step("run", "g")):
+        with tracer.start_as_current_span("node", attributes=step("node", "n")):
+            pid = os.fork()
+            if pid == 0:  # the child: what its exit hook does
+                os._exit(proc.end_open_spans())
+            _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # nothing ended in the child
+    assert proc.force_flush(2000)
+    assert summary(sink.records) == [("start", "g"), ("start", "n"), ("end", "n"), ("end", "g")]
+    assert [s.name for s in exporter.get_finished_spans()] == ["node", "run"]
+
+
 @pytest.mark.parametrize("with_sinks", [True, False])
 def test_the_hook_after_a_run_in_a_child_is_called_once_per_run_and_a_failing_one_is_contained(
         monkeypatch, caplog, with_sinks):

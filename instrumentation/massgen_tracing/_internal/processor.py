@@ -360,6 +360,10 @@ class LiveStepProcessor(SpanProcessor):
     def _reset_lock(self) -> None:
         self._lock = threading.Lock()  # another thread may have held it at the fork
         self._forked = True  # a forked child: it may well leave with os._exit(), which runs no exit hook
+        # The spans open at the fork are the parent's (a pool started inside a node): the parent ends
+        # them. Ended again by the child's exit hook, each came out twice, once "abandoned".
+        self._live.clear()
+        self._held.clear()
 
     def add_start_hook(self, hook: Callable[[Span, Context | None], None]) -> None:
         """Run `hook(span, parent_context)` at every span start, before the start record is built, so
