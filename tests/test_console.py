@@ -526,6 +526,24 @@ def test_control_characters_in_names_show_escaped_on_one_line_live_and_printed()
     )
 
 
+def test_control_characters_in_names_and_routes_show_escaped_on_one_plain_line() -> None:
+    # Names are the user's (graph, node, tool, model): a newline in one split a plain line in two, and
+    # an escape sequence reached the terminal.
+    run = start("r1", None, 0, "langgraph", "run", "my\ngraph\x1b[2J")
+    node = start("n1", "r1", 1, "langgraph", "node", "a\rb\x07", index=1)
+    route = event("n1", 2, c.EVENT_ROUTE, {c.ROUTE_TARGETS: ["x\ny", "z"]})
+    decision = event("n1", 2, c.EVENT_TOOL_DECISION, {c.TOOL_CALL_NAME: "t\x1bo", c.TOOL_CALL_ARGUMENTS: "{}"})
+    out = plain([run, node, route, decision, end(node, 4, attrs={c.ROUTE: ["x\ny", "z"]}), end(run, 5)])
+    assert out.splitlines() == [
+        "▶ langgraph run my\\ngraph\\x1b[2J",
+        "  ▶ node a\\rb\\x07 #1",
+        "  ⋯ node a\\rb\\x07 #1 route → x\\ny, z",
+        "  ⋯ node a\\rb\\x07 #1 calls t\\x1bo {}",
+        "  ✓ node a\\rb\\x07 #1 3ms → x\\ny, z",
+        "✓ langgraph run my\\ngraph\\x1b[2J 5ms 1 step",
+    ]
+
+
 def test_step_tree_keeps_only_the_last_n_finished_runs() -> None:
     clock = FakeClock()
     tree = StepTree(clock=clock, max_finished_runs=3)

@@ -195,6 +195,13 @@ def _escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def _printable(text: str) -> str:
+    """`text` itself when nothing in it needs escaping (nearly always: one C call), else `_escape(text)`.
+    For names (graph, node, tool, model), which users choose freely: a newline or an escape sequence in
+    one broke a plain line in two or reached the terminal."""
+    return text if text.isprintable() else _escape(text)
+
+
 def _clip(text: str, limit: int, ellipsis: str) -> str:
     return text if len(text) <= limit else text[: max(0, limit - len(ellipsis))] + ellipsis
 
@@ -228,10 +235,11 @@ def _str(v: Any) -> str | None:
 
 
 def _str_list(v: Any) -> list[str]:
+    """Route targets (node names), each printable."""
     if isinstance(v, str):
-        return [v] if v else []
+        return [_printable(v)] if v else []
     if isinstance(v, (list, tuple)):
-        return [str(x) for x in v]
+        return [_printable(str(x)) for x in v]
     return []
 
 
@@ -298,7 +306,7 @@ def describe_event(record: StepRecord, sym: Symbols, limit: int = DETAIL_CHARS) 
             parts.append(_clip(_escape(msg), limit, sym.ellipsis))
         return " ".join(parts) or "progress"
     if name == c.EVENT_TOOL_DECISION:
-        tool = _str(a.get(c.TOOL_CALL_NAME)) or "?"
+        tool = _printable(_str(a.get(c.TOOL_CALL_NAME)) or "?")
         args = _str(a.get(c.TOOL_CALL_ARGUMENTS))
         return _clip(f"calls {tool}" + (f" {_escape(args)}" if args else ""), limit, sym.ellipsis)
     if name == c.EVENT_RETRY:
@@ -403,7 +411,7 @@ class StepTree:
         # Kind and name as placeholders: `_identify` reads both from the attributes when they are there.
         trace_id = record.trace_id
         node = StepNode(record.span_id, trace_id if type(trace_id) is str else str(trace_id), "step",
-                        record.span_name or "?", start if isinstance(start, int) else 0)
+                        _printable(str(record.span_name or "?")), start if isinstance(start, int) else 0)
         self._identify(node, a)
         parent = self._resolve_parent(record, node)
         key = (node.trace_id, node.span_id)
@@ -438,11 +446,12 @@ class StepTree:
         # end) skips the task and the arguments: they show only on the start line, printed already.
         get = a.get
         if (v := get(_STEP_KIND)) is not None and node.kind == "step":
-            node.kind = v if type(v) is str and v else _str(v) or node.kind
+            node.kind = _printable(v if type(v) is str and v else _str(v) or node.kind)
         if (v := get(_STEP_NAME)) is not None:
-            node.name = v if type(v) is str and v else _str(v) or node.name
+            node.name = _printable(v if type(v) is str and v else _str(v) or node.name)
         if (v := get(_FRAMEWORK)) is not None:
-            node.framework = v if type(v) is str and v else _str(v) or node.framework
+            fw = v if type(v) is str and v else _str(v) or node.framework
+            node.framework = _printable(fw) if fw else fw
         if node.index is None and (v := get(_STEP_INDEX)) is not None:
             node.index = _int(v)
         if node.max_steps is None and (v := get(_STEP_MAX)) is not None:
