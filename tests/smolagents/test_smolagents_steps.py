@@ -280,8 +280,12 @@ def test_code_agent_managing_a_tool_agent_shows_the_failed_code_step_and_the_nes
     assert managed_call.attributes[c.TOOL_RESULT].startswith("Here is the final answer from your managed agent")
     step2 = next(s for s in traced.spans() if s.name == "Step 2" and s.attributes[c.STEP_NAME] == "manager")
     assert [e for e, _ in traced.events(step2)] == [c.EVENT_TOOL_DECISION, c.EVENT_LOG]
-    assert traced.span("invoke_agent weather_agent").attributes[c.RUN_INPUT].startswith(
-        "You're a helpful agent named 'weather_agent'")
+    # The run's task is what the manager asked; smolagents' managed-agent prompt around it is its input.
+    managed_run = traced.span("invoke_agent weather_agent")
+    assert managed_run.attributes[c.RUN_INPUT] == "Weather in Oslo?"
+    assert traced.start_attributes(managed_run)[c.RUN_INPUT] == "Weather in Oslo?"
+    assert managed_run.attributes[c.INPUT_VALUE].startswith("You're a helpful agent named 'weather_agent'")
+    assert "Weather in Oslo?" in managed_run.attributes[c.INPUT_VALUE]
 
 
 def test_planning_agent_has_a_planning_step_at_each_interval(traced: Traced) -> None:

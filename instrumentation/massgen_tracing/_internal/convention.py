@@ -68,7 +68,9 @@ STEP_MAX = _attr("massgen.step.max", "int", "start", ("run", "planning", "action
                  "The step budget where the framework has one (smolagents `max_steps`, LangGraph "
                  "`recursion_limit` when set explicitly; LangGraph's default is no budget).")
 RUN_INPUT = _attr("massgen.run.task", "string", "start", ("run",),
-                  "The task or input of a run, subject to content capture and redaction.")
+                  "The task or input of a run, subject to content capture and redaction. A smolagents "
+                  "managed agent's run: the task its manager gave it (`input.value` has it wrapped in "
+                  "smolagents' managed-agent prompt).")
 NODE_TRIGGERS = _attr("massgen.node.triggers", "string[]", "start", ("node",),
                       "LangGraph channels whose update triggered the node.")
 NODE_PATH = _attr("massgen.node.path", "string", "start", ("node",),

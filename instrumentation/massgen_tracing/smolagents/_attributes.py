@@ -111,11 +111,13 @@ def with_context(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- run ---------------------------------------------------------------------------------------------
-def run_start(agent: Any, task: Any, max_steps: int, additional_args: Any) -> tuple[str, dict[str, Any]]:
+def run_start(agent: Any, task: Any, max_steps: int, additional_args: Any,
+              given: Any = None) -> tuple[str, dict[str, Any]]:
+    """`given`: a managed agent's task as its manager gave it (`task` is that, wrapped in a prompt)."""
     name = agent_name(agent)
     attrs = c.step_attributes(FRAMEWORK, "run", name, extra={c.STEP_MAX: max_steps})
     task_text = text(task)
-    attrs[c.RUN_INPUT] = task_text
+    attrs[c.RUN_INPUT] = task_text if given is None else text(given)
     attrs[SpanAttributes.INPUT_VALUE] = task_text
     attrs[SpanAttributes.INPUT_MIME_TYPE] = TEXT
     # OpenInference's run attributes (its own wrapper reads the previous run's task; we use this one).

@@ -244,7 +244,11 @@ class Hooks:
         task = kwargs["task"] if "task" in kwargs else args[0] if args else None
         max_steps = kwargs.get("max_steps") or (args[5] if len(args) > 5 else None) or agent.max_steps
         additional_args = kwargs.get("additional_args") or (args[4] if len(args) > 4 else None)
-        name, attrs = a.run_start(agent, task, max_steps, additional_args)
+        # A managed agent runs its manager's task wrapped in smolagents' managed-agent prompt ("You're a
+        # helpful agent named ..."): every such run showed the same boilerplate, whatever it was asked.
+        frame = current_frame()
+        given = frame.data if frame is not None and frame.kind == "tool" and frame.owner is agent else None
+        name, attrs = a.run_start(agent, task, max_steps, additional_args, given)
         span = self.tracer.start_span(name, attributes=self.content.mask(attrs))
         run = RunState(agent, span, max_steps)
         return Active(span, "run", agent, run, self._run_end)
@@ -280,7 +284,8 @@ class Hooks:
         task = kwargs.get("task", args[0] if args else None)
         rest = {k: v for k, v in kwargs.items() if k != "task"}
         name, attrs = a.managed_agent_start(agent, task, rest)
-        return self._begin(name, attrs, "tool", agent, frame.run if frame else None, _result_end)
+        # The task as the manager gave it, for the run it starts (`_start_run`).
+        return self._begin(name, attrs, "tool", agent, frame.run if frame else None, _result_end, task)
 
     # --- planning steps -----------------------------------------------------------------------------
     def planning(self, original: Callable[..., Any], agent: Any, args: tuple[Any, ...],
