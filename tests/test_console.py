@@ -283,6 +283,39 @@ def test_plain_lines_of_concurrent_runs_carry_a_short_run_tag() -> None:
     )
 
 
+def test_nested_runs_alive_side_by_side_get_tags_of_their_own() -> None:
+    # Parallel managed agents under one manager: same root, same indentation, same names. Each nested run
+    # is tagged once another nested run outside its own ancestry is open; the root keeps its tag.
+    root = start("root0000root0000", None, 0, "smolagents", "run", "boss")
+    t1 = start("t1", "root0000root0000", 1, "smolagents", "tool", "city_agent")
+    a = start("aaaa1111aaaa1111", "t1", 2, "smolagents", "run", "city_agent")
+    t2 = start("t2", "root0000root0000", 3, "smolagents", "tool", "city_agent")
+    b = start("bbbb2222bbbb2222", "t2", 4, "smolagents", "run", "city_agent")
+    la = start("la", "aaaa1111aaaa1111", 5, "smolagents", "llm", "m")
+    lb = start("lb", "bbbb2222bbbb2222", 6, "smolagents", "llm", "m")
+    seq = start("cccc3333cccc3333", "t2", 13, "smolagents", "run", "city_agent")  # after both: no tag of its own
+    out = plain([root, t1, a, t2, b, la, lb, end(la, 7), end(a, 8), end(t1, 9), end(lb, 10), end(b, 11),
+                 seq, end(seq, 14), end(t2, 15), end(root, 16)])
+    assert out.splitlines() == [
+        "▶ smolagents run boss",
+        "  ▶ tool city_agent",
+        "    ▶ smolagents run city_agent",
+        "  ▶ tool city_agent",  # lines before the overlap have no tag (as for root runs)
+        "[bbbb22]     ▶ smolagents run city_agent",
+        "[aaaa11]       ▶ llm m",
+        "[bbbb22]       ▶ llm m",
+        "[aaaa11]       ✓ llm m 2ms",
+        "[aaaa11]     ✓ smolagents run city_agent 6ms 1 step",
+        "[root00]   ✓ tool city_agent 8ms",
+        "[bbbb22]       ✓ llm m 4ms",
+        "[bbbb22]     ✓ smolagents run city_agent 7ms 1 step",
+        "[root00]     ▶ smolagents run city_agent",
+        "[root00]     ✓ smolagents run city_agent 1ms",
+        "[root00]   ✓ tool city_agent 12ms",
+        "[root00] ✓ smolagents run boss 16ms 7 steps",
+    ]
+
+
 def test_interrupted_steps_end_with_the_pause_symbol() -> None:
     run = start("r1", None, 0, "langgraph", "run", "graph")
     ask = start("n1", "r1", 1, "langgraph", "node", "ask", index=2)

@@ -774,6 +774,10 @@ class PlainConsoleSink:
         self._lock = threading.Lock()
         self._broken = False
         self._tagging = False  # runs have overlapped: every line names its run
+        # Nested runs (managed agents, subgraphs) open now, and those that ran alongside another run
+        # outside their own ancestry (parallel managed agents): those are named on their lines.
+        self._nested_open: set[StepNode] = set()
+        self._tagged_nested: set[StepNode] = set()
         encoding = getattr(stream, "encoding", None)
         self._encoding = encoding if isinstance(encoding, str) else "utf-8"
         self._sym = symbols_for(self._encoding)
@@ -825,6 +829,9 @@ class PlainConsoleSink:
                 _head_cache = (ms, head)
         else:
             head = ""
+        nested_run = node.parent is not None and node.kind == "run"  # rare: a few per run at most
+        if nested_run and record.type == "start":
+            self._nested_run_starts(node)
         if not self._tagging:
             running = len(self._tree._running)  # lock held
             if running > 1 or (running == 1 and (node.top or node).status != "running"):
@@ -833,7 +840,17 @@ class PlainConsoleSink:
                 # read as belonging to whichever run was tagged last.
                 self._tagging = True
         if self._tagging:
-            head += f"[{(node.top or node).span_id[:6]}] "
+            tagged = node.top or node
+            if self._tagged_nested:  # the nearest run that has a tag of its own: a root, or a nested one
+                anc: StepNode | None = node
+                while anc is not None and anc.parent is not None and anc not in self._tagged_nested:
+                    anc = anc.parent
+                if anc is not None:
+                    tagged = anc
+            head += f"[{tagged.span_id[:6]}] "
+        if nested_run and record.type == "end":  # after its own line, which keeps the run's tag
+            self._nested_open.discard(node)
+            self._tagged_nested.discard(node)
         if node.depth:
             head += "  " * node.depth
         kind = record.type
@@ -847,6 +864,21 @@ class PlainConsoleSink:
         if kind == "event":
             return f"{head}{sym.event} {label(node)} {describe_event(record, sym)}"
         return head + self._end_text(node, sym)
+
+    def _nested_run_starts(self, node: StepNode) -> None:
+        """Nested runs alive side by side (parallel managed agents, `Send` to subgraphs) share their root's
+        tag and indentation: each gets a tag of its own once another run outside its ancestry is open."""
+        ancestors = set()
+        anc = node.parent
+        while anc is not None:
+            ancestors.add(anc)
+            anc = anc.parent
+        others = [r for r in self._nested_open if r not in ancestors and r.status == "running"]
+        self._nested_open.add(node)
+        if others:
+            self._tagging = True
+            self._tagged_nested.add(node)
+            self._tagged_nested.update(others)
 
     @staticmethod
     def _end_text(node: StepNode, sym: Symbols) -> str:
