@@ -163,6 +163,46 @@ def test_a_host_that_installs_its_provider_after_ours_gets_the_global_place_and_
     assert trace.get_tracer_provider() is host
 
 
+def test_a_tracer_the_program_got_from_ours_before_the_host_took_over_still_reaches_the_hosts_exporter(
+        fresh_global):
+    # `tracer = trace.get_tracer("myapp")` at module level, after importing LangGraph (ours is global by
+    # then), and the program's own provider set up in main(): those spans never reached its exporter.
+    records = []
+    state = massgen_tracing.configure(sinks=[CallbackSink(records.append)], instrument=False)
+    assert state is not None
+    early = trace.get_tracer("myapp")  # bound to our provider for good
+    host, host_exporter = _host_with_exporter()
+    trace.set_tracer_provider(host)
+    with trace.get_tracer("host").start_as_current_span("request"):
+        with early.start_as_current_span("inner-work"):
+            with early.start_as_current_span("agent", attributes=c.step_attributes("langgraph", "node", "agent")):
+                pass
+    state.processor.force_flush(2000)
+    spans = {s.name: s for s in host_exporter.get_finished_spans()}
+    assert sorted(spans) == ["agent", "inner-work", "request"]
+    assert spans["inner-work"].parent.span_id == spans["request"].context.span_id
+    assert spans["agent"].parent.span_id == spans["inner-work"].context.span_id
+    assert [(r.type, r.step_name) for r in records] == [("start", "agent"), ("end", "agent")]  # once each
+
+
+def test_a_failing_forward_to_the_hosts_processors_is_contained(fresh_global, monkeypatch, caplog):
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    records = []
+    state = massgen_tracing.configure(sinks=[CallbackSink(records.append)], instrument=False)
+    assert state is not None
+    early = trace.get_tracer("myapp")
+    host, _ = _host_with_exporter()
+    trace.set_tracer_provider(host)
+    monkeypatch.setattr(host._active_span_processor, "_span_processors", None)  # our forwarding breaks
+    with caplog.at_level(logging.WARNING):
+        with early.start_as_current_span("agent", attributes=c.step_attributes("langgraph", "node", "agent")):
+            pass  # the program's span: must not raise
+    assert "internal error in setup.forward to the host's provider" in caplog.text
+    state.processor.force_flush(2000)
+    assert [(r.type, r.step_name) for r in records] == [("start", "agent"), ("end", "agent")]
+
+
 def test_a_failing_hand_over_leaves_opentelemetrys_own_answer_and_the_program_runs_on(fresh_global, monkeypatch,
                                                                                      caplog):
     monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")

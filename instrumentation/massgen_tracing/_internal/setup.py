@@ -393,6 +393,10 @@ def _hand_over(host: Any, set_provider: Any, log: bool) -> bool:
         if not in_place:  # someone else got in between: leave it
             return True
         host.add_span_processor(st.processor)
+        ours: Any = st.provider
+        if hasattr(ours, "add_span_processor") and hasattr(getattr(host, "_active_span_processor", None),
+                                                           "_span_processors"):
+            ours.add_span_processor(_ToHost(host, st.processor))
         st.provider, st.owns_provider = host, False
         for inst in st.instrumentors:
             inst.uninstrument()
@@ -403,6 +407,47 @@ def _hand_over(host: Any, set_provider: Any, log: bool) -> bool:
         # runs before the host's.
         atexit.register(_end_open_spans_before_the_host)
     return True
+
+
+class _ToHost:
+    """On our provider once a host's took its place: spans of tracers the program got from ours before
+    (a module-level `tracer = trace.get_tracer(...)` after importing LangGraph, a provider set up in
+    `main()`) reach the host's processors too, as they would had the host gone first. Without it those
+    spans never reached the host's exporters: a program that printed or checked its own spans saw them
+    vanish. They keep our provider's resource. The host's processor list is read at each span (it may
+    add more), less our live processor, which is on both providers."""
+
+    def __init__(self, host: Any, live: Any) -> None:
+        self._host = host._active_span_processor
+        self._live = live
+
+    def _targets(self) -> tuple[Any, ...]:
+        targets: tuple[Any, ...] = ()
+        with internal("setup.forward to the host's provider"):
+            targets = tuple(p for p in self._host._span_processors if p is not self._live)
+        return targets
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        for p in self._targets():
+            with internal("setup.forward to the host's provider"):
+                p.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Any) -> None:
+        for p in self._targets():
+            if hasattr(p, "_on_ending"):  # the SDK's, since 1.26
+                with internal("setup.forward to the host's provider"):
+                    p._on_ending(span)
+
+    def on_end(self, span: Any) -> None:
+        for p in self._targets():
+            with internal("setup.forward to the host's provider"):
+                p.on_end(span)
+
+    def shutdown(self) -> None:
+        pass  # the host's processors are the host's to shut down
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 def _end_open_spans_before_the_host() -> None:
