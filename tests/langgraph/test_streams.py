@@ -227,6 +227,64 @@ def test_a_timed_out_ainvoke_is_still_a_failure_of_every_cancelled_step(traced: 
     assert {e.span_open for s in traced.spans for e in traced.events(s, "exception")} == {True}
 
 
+def slow_model_graph() -> CompiledStateGraph:
+    """`think` awaits a model that takes 10 s to answer."""
+    model = ScriptedChatModel(replies=["slow answer"], delay=10.0, model_name="slow-model")
+
+    async def think(state: Notes) -> dict[str, Any]:
+        return {"notes": [(await model.ainvoke("question")).content]}
+
+    builder = StateGraph(Notes)
+    builder.add_node("think", think)
+    builder.add_edge(START, "think")
+    return builder.compile(name="handler")
+
+
+@NEEDS_PY311_ASYNC_CONTEXT  # the model call gets no parent config on 3.10
+def test_a_model_call_cancelled_with_its_run_ends_with_its_node_not_at_exit(traced: Traced) -> None:
+    # LangChain sends no callback for a model call cancelled mid-request: its span stayed open after its
+    # node and run had failed, until the process exited.
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(slow_model_graph().ainvoke({"notes": []}), 0.1)
+
+    asyncio.run(main())
+    assert outcomes(traced) == """\
+run handler: ERROR ['CancelledError']
+  node think: ERROR ['CancelledError']
+    llm slow-model: ERROR ['CancelledError']"""
+    llm, node = traced.one("llm"), traced.one("node")
+    assert llm.end_time == node.end_time
+    assert llm.status.description == "CancelledError: CancelledError()"
+
+
+@NEEDS_PY311_ASYNC_CONTEXT
+def test_a_model_call_in_an_abandoned_astream_is_abandoned_with_its_node(traced: Traced) -> None:
+    async def fast(state: Notes) -> dict[str, Any]:
+        return {"notes": ["fast"]}
+
+    builder = StateGraph(Notes)
+    builder.add_node("fast", fast)
+    builder.add_node("think", slow_model_graph())  # a subgraph whose node awaits the slow model
+    builder.add_edge(START, "fast")
+    builder.add_edge(START, "think")
+
+    async def main() -> list[Any]:
+        async with contextlib.aclosing(builder.compile(name="outer").astream({"notes": []})) as stream:
+            async for update in stream:
+                return [update]  # closed on the way out, the model call still waiting
+        return []
+
+    assert asyncio.run(main()) == [{"fast": {"notes": ["fast"]}}]
+    assert outcomes(traced) == """\
+run outer: UNSET abandoned=True
+  node fast: OK
+  node think: UNSET abandoned=True
+    run handler: UNSET abandoned=True
+      node think: UNSET abandoned=True
+        llm slow-model: UNSET abandoned=True"""
+
+
 def test_a_node_failing_in_an_astream_is_an_error_and_so_are_the_siblings_it_cancels(traced: Traced) -> None:
     async def boom(state: Notes) -> dict[str, Any]:
         await asyncio.sleep(0)  # let the sibling start first

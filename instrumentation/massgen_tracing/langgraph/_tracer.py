@@ -440,6 +440,9 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 for child in parked:  # cancelled by what ended this step: abandoned only if it was
                     self._end_span(*child, abandoned)
         end_time = _as_utc_nano(run.end_time) if run.end_time else None
+        if step is not None and step.cancelled is not None:
+            with internal("langgraph.end_cancelled_children"):
+                self._end_cancelled_below(step, abandoned, end_time)
         if span.is_recording():
             if step is not None and step.cancelled and not abandoned:
                 with internal("langgraph.cancelled_event"):  # a cancellation that is a failure after all
@@ -459,6 +462,47 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                         span.set_attribute(c.ABANDONED, True)
             span.end(end_time=end_time)
         # else: already ended as abandoned when tracing stopped (the program exited) while it ran
+
+    def _end_cancelled_below(self, step: _Step, abandoned: bool, end_time: int | None) -> None:
+        """End the steps still open below a step that ended by cancellation, as it ends.
+
+        A model call cancelled mid-request gets no callback at all (LangChain's `agenerate` awaits a
+        `gather` that raises before its `on_llm_error`): under `asyncio.wait_for(graph.ainvoke(...))` or a
+        cancelled task its span stayed open after its node and run had ended, until the process exited,
+        and was then ended "abandoned" with the wrong duration. The cancellation reached it through its
+        node, so it ends the node's way: abandoned with it, or failed with its `CancelledError`.
+        """
+        below = []
+        for run_id, other in self._steps.items():
+            anc = other.parent
+            while anc is not None and anc is not step:
+                anc = anc.parent
+            if anc is step and not other.ended and other.span is not None:
+                below.append((run_id, other))
+        for run_id, other in reversed(below):  # the innermost first
+            self._steps.pop(run_id, None)
+            self._spans_by_run.pop(run_id, None)
+            other.ended = True
+            span = other.span
+            assert span is not None
+            if not span.is_recording():
+                continue
+            if abandoned or other.abandoned:
+                span.set_attribute(c.ABANDONED, True)
+            else:
+                description = "CancelledError"
+                for name, exception, attributes in step.cancelled or ():
+                    if exception is not None:
+                        span.record_exception(exception, attributes, timestamp=end_time)
+                        description = f"{type(exception).__name__}: {exception}".rstrip(": ")
+                    else:  # OpenInference's `exception` event
+                        span.add_event(name, attributes, timestamp=end_time)
+                        if name == "exception" and attributes and attributes.get("exception.type"):
+                            etype = str(attributes["exception.type"]).rsplit(".", 1)[-1]
+                            message = attributes.get("exception.message")
+                            description = f"{etype}: {message}" if message else etype
+                span.set_status(trace_api.Status(trace_api.StatusCode.ERROR, description))
+            span.end(end_time=end_time)
 
     def _finish(self, step: _Step, span: Span, run: Run) -> None:
         kind = step.kind
