@@ -316,6 +316,13 @@ def test_nested_runs_alive_side_by_side_get_tags_of_their_own() -> None:
     ]
 
 
+def test_a_route_to_nowhere_says_so() -> None:
+    run = start("r1", None, 0, "langgraph", "run", "graph")
+    node = start("n1", "r1", 1, "langgraph", "node", "fan", index=1)
+    out = plain([run, node, event("n1", 2, c.EVENT_ROUTE, {c.ROUTE_TARGETS: []})])
+    assert out.splitlines()[-1] == "  ⋯ node fan #1 route → (none)"  # a fan-out that sent nothing
+
+
 def test_interrupted_steps_end_with_the_pause_symbol() -> None:
     run = start("r1", None, 0, "langgraph", "run", "graph")
     ask = start("n1", "r1", 1, "langgraph", "node", "ask", index=2)

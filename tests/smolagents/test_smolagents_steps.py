@@ -479,6 +479,26 @@ def test_an_exception_out_of_run_marks_the_step_and_the_run_as_errors(traced: Tr
     assert traced.unended() == []
 
 
+def test_an_exception_without_a_message_is_described_by_its_type_alone(traced: Traced) -> None:
+    @tool
+    def stop(reason: str) -> str:
+        """Stop here.
+
+        Args:
+            reason: why
+        """
+        raise KeyboardInterrupt
+
+    model = ScriptedModel([tool_call("stop", reason="now")])
+    agent = ToolCallingAgent(tools=[stop], model=model, name="stopper", verbosity_level=-1)
+
+    with pytest.raises(KeyboardInterrupt):
+        agent.run("Stop")
+
+    assert traced.span("execute_tool stop").status.description == "KeyboardInterrupt"  # not "KeyboardInterrupt: "
+    assert traced.span("invoke_agent stopper").status.description == "KeyboardInterrupt"
+
+
 @pytest.mark.parametrize("code", [None, 0, 3])
 def test_sys_exit_in_a_tool_fails_the_steps_only_with_a_failing_status(traced: Traced, code: int | None) -> None:
     @tool

@@ -315,7 +315,7 @@ def describe_event(record: StepRecord, sym: Symbols, limit: int = DETAIL_CHARS) 
         text = "retry" + (f" {attempt}" if attempt is not None else "") + (f": {_escape(err)}" if err else "")
         return _clip(text, limit, sym.ellipsis)
     if name == c.EVENT_ROUTE:
-        targets = ", ".join(_str_list(a.get(c.ROUTE_TARGETS)))
+        targets = ", ".join(_str_list(a.get(c.ROUTE_TARGETS))) or "(none)"  # a fan-out that sent nothing
         return _clip(f"route {sym.arrow} {targets}", limit, sym.ellipsis)
     if name == c.EVENT_EXCEPTION:
         return _clip("exception " + _exception_text(a), limit, sym.ellipsis)

@@ -589,8 +589,8 @@ def shutdown(timeout: float | None = None) -> None:
             left = max(0.0, budget - (time.monotonic() - start))
             _shutdown_batch_processor(bsp, left)
             if exp.exporting:
-                logger.warning("massgen-tracing: the collector at %s did not answer within %.1fs at shutdown; "
-                               "the spans being sent to it were dropped", exp.endpoint, budget)
+                logger.warning("massgen-tracing: the collector at %s was unreachable or did not answer within "
+                               "%.1fs at shutdown; the spans being sent to it were dropped", exp.endpoint, budget)
         for inst in st.instrumentors:
             with internal("uninstrument"):
                 inst.uninstrument()

@@ -101,7 +101,8 @@ def text(value: Any) -> str:
 
 
 def status_description(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:MAX_STATUS_LENGTH]
+    text = str(exc)  # empty for a bare KeyboardInterrupt: then the type alone, not "KeyboardInterrupt: "
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:MAX_STATUS_LENGTH]
 
 
 def with_context(attrs: dict[str, Any]) -> dict[str, Any]:
