@@ -282,7 +282,9 @@ def test_an_error_result_quoting_a_key_is_masked_like_the_step_lines(model: Any,
 def test_a_factory_that_cannot_be_found_is_the_tool_result_not_a_crash(model: Any, spans: Any) -> None:
     call = asyncio.run(drive(smolagents_tool, task="anything", factory="no_such_module:make", agent_id="agent_a"))
     assert call.texts == []
-    assert call.result == "Error: smolagents make failed: ModuleNotFoundError: No module named 'no_such_module'"
+    assert call.result == (f"Error: smolagents make failed: ModuleNotFoundError: factory 'no_such_module:make': "
+                           f"no module 'no_such_module' importable from {os.getcwd()} (preset_args.factory takes "
+                           "'package.module:function' or 'path/to/file.py:function')")
 
 
 @pytest.mark.parametrize(("tool", "presets", "error"), [
@@ -304,11 +306,14 @@ def test_a_factory_that_cannot_be_found_is_the_tool_result_not_a_crash(model: An
      "TypeError: preset_args.factory_kwargs 'model=x' must be a mapping of keyword arguments for the factory, "
      "e.g. {model: gpt-4o-mini}"),
     (langgraph_tool, {"factory": "mg_factories:make_echo_graph", "sync": "maybe"},
-     "ValueError: preset_args.sync 'maybe' must be true or false"),
+     "ValueError: preset_args.sync 'maybe' must be true or false (also yes/no, on/off, 1/0)"),
+    (langgraph_tool, {"factory": "mg_factories:make_echo_graph", "factory_kwargs": {"modle": "gpt-4o-mini"}},
+     "TypeError: preset_args.factory_kwargs {'modle': 'gpt-4o-mini'} do not fit make_echo_graph(): "
+     "got an unexpected keyword argument 'modle'"),
     (langgraph_tool, {"factory": "mg_factories:make_echo_graph", "input_key": "question", "output_key": "reply"},
      "ValueError: preset_args.output_key 'reply' is not in the graph's final state (it has: question, answer)"),
 ], ids=["no factory", "misspelt", "returns a dict", "graph factory to smolagents", "graph object to smolagents",
-        "kwargs not a mapping", "sync not a flag", "output key missing"])
+        "kwargs not a mapping", "sync not a flag", "kwargs misspelt", "output key missing"])
 def test_a_wrong_preset_is_an_error_result_naming_it_its_value_and_what_is_allowed(
         model: Any, spans: Any, caplog: pytest.LogCaptureFixture, tool: Any, presets: dict[str, Any],
         error: str) -> None:

@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import threading
@@ -66,7 +67,18 @@ def resolve_factory(spec: str) -> Any:
     module_part, sep, attr = spec.rpartition(":")
     if not sep or not module_part or not attr:
         raise ValueError(f"factory {spec!r} must look like 'package.module:make_graph' or 'path/to/file.py:make_graph'")
-    module = _load_file(module_part) if module_part.endswith(".py") else importlib.import_module(module_part)
+    if module_part.endswith(".py"):
+        module = _load_file(module_part)
+    else:
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if not (missing == module_part or module_part.startswith(missing + ".")):
+                raise  # the factory's module is there; something it imports is not: Python's message says what
+            raise ModuleNotFoundError(
+                f"factory {spec!r}: no module {missing!r} importable from {os.getcwd()} (preset_args.factory "
+                f"takes 'package.module:function' or 'path/to/file.py:function')") from None
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -137,6 +149,19 @@ def _build(tool: str, spec: str, kwargs: Any) -> Any:
     if not callable(obj):
         raise TypeError(f"factory {spec!r} is a {type(obj).__name__}; it must be a function returning {wanted}, "
                         f"or {wanted} itself")
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # a builtin or a C callable: no signature to check against
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**(kwargs or {}))
+        except TypeError as exc:
+            bare = signature.replace(  # names and defaults: what the YAML can give
+                parameters=[p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()],
+                return_annotation=inspect.Signature.empty)
+            raise TypeError(f"preset_args.factory_kwargs {dict(kwargs or {})!r} do not fit {_label(spec)}{bare}: "
+                            f"{exc}") from None
     built = obj(**(kwargs or {}))
     if is_wanted(built):
         return built
@@ -156,7 +181,7 @@ def flag(name: str, value: Any) -> bool:
             return True
         if word in FALSE_WORDS:
             return False
-    raise ValueError(f"preset_args.{name} {value!r} must be true or false")
+    raise ValueError(f"preset_args.{name} {value!r} must be true or false (also yes/no, on/off, 1/0)")
 
 
 def _label(spec: str) -> str:
