@@ -33,6 +33,7 @@ from openinference.instrumentation import TraceConfig
 from openinference.instrumentation.langchain import _tracer as oi
 from openinference.semconv.trace import ImageAttributes, SpanAttributes
 
+from massgen_tracing._internal.oi_context import context_attributes
 from massgen_tracing._internal.rebind import with_globals
 
 try:  # attributes an OpenInferenceSpan keeps aside and writes at end()
@@ -221,11 +222,17 @@ def _rebuilt(function: Any) -> Callable[[Any, Any], None] | None:
         extractors = {name: raw for name in code.co_names
                       if name != "_flatten" and (raw := _unwrapped(inner.__globals__.get(name))) is not None}
         if extractors:
-            fast = with_globals(inner, {"_flatten": _flatten_each, "chain": _each, **extractors})
+            fast = with_globals(inner, {"_flatten": _flatten_each, "chain": _each, **_context(code), **extractors})
             if fast is not None:
                 _UNWRAPPED_CODES.update(raw.__code__ for raw in extractors.values())
                 return fast
-    return with_globals(inner, {"_flatten": _flatten})
+    return with_globals(inner, {"_flatten": _flatten, **_context(code)})
+
+
+def _context(code: Any) -> dict[str, Any]:
+    """OpenInference's context attributes read in one pass (`oi_context`), where `_update_span` reads them."""
+    names = getattr(code, "co_names", ())
+    return {"get_attributes_from_context": context_attributes} if "get_attributes_from_context" in names else {}
 
 
 _FAST = _rebuilt(oi._update_span)

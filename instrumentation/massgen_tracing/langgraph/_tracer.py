@@ -19,7 +19,7 @@ from langchain_core.outputs import LLMResult
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
 from langgraph.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
-from openinference.instrumentation import REDACTED_VALUE, TraceConfig, get_attributes_from_context
+from openinference.instrumentation import REDACTED_VALUE, TraceConfig
 
 # Private pieces of the OpenInference LangChain tracer (pinned <0.2): we replace its span start/end
 # (to pass attributes at start) and reuse its end-time attribute extraction unchanged.
@@ -38,6 +38,7 @@ from opentelemetry.trace import Span
 from massgen_tracing._internal import convention as c
 from massgen_tracing._internal.guard import internal, strict
 from massgen_tracing._internal.ids import IDS, ids_for
+from massgen_tracing._internal.oi_context import context_attributes
 from massgen_tracing.langgraph import _attributes as a
 from massgen_tracing.langgraph._oi_end import masker, set_important, update_span
 from massgen_tracing.langgraph._runs import builders
@@ -354,7 +355,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
                 and not context_api.get_value(_SUPPRESS_INSTRUMENTATION_KEY)):
             with internal("langgraph.start_span"):
                 config = self._config
-                merged = dict(get_attributes_from_context())
+                merged = dict(context_attributes())
                 merged.update(attributes)
                 masked = {}
                 mask = masker(config)

@@ -14,7 +14,6 @@ from typing import Any
 
 from openinference.instrumentation import (
     TraceConfig,
-    get_attributes_from_context,
     infer_llm_provider_from_host,
 )
 
@@ -25,6 +24,7 @@ from openinference.semconv.trace import SpanAttributes
 from smolagents.agent_types import AgentType
 
 from massgen_tracing._internal import convention as c
+from massgen_tracing._internal.oi_context import context_attributes
 
 FRAMEWORK = "smolagents"
 JSON = "application/json"
@@ -107,7 +107,7 @@ def status_description(exc: BaseException) -> str:
 
 def with_context(attrs: dict[str, Any]) -> dict[str, Any]:
     """Adds OpenInference context attributes (`using_session`, `using_metadata`, ...)."""
-    attrs.update(get_attributes_from_context())
+    attrs.update(context_attributes())
     return attrs
 
 
