@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import io
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +40,9 @@ class FakeClock:
 
     def __call__(self) -> int:
         return self.now
+
+
+_BUILTIN_INPUT = builtins.input
 
 
 def start(span: str, parent: str | None, at_ms: float, framework: str, kind: str, name: str, *,
@@ -969,6 +974,121 @@ def test_program_lines_printed_while_a_finished_run_is_printed_stay_on_screen(
     screen = _terminal_screen(reader.stop())
     assert [ln for ln in screen if ln.startswith("program line")] == [f"program line {i}" for i in range(60)]
     assert sum(ln.startswith("✓ smolagents run my_agent") for ln in screen) == 10
+
+
+def test_another_live_display_pauses_the_view_and_leaves_only_its_last_frame(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # smolagents streams model output through a rich Live of its own (stream_outputs=True): drawn into
+    # our proxy, each of its frames stayed as a line above our region, and with the two regions redrawing
+    # the same terminal the program's later lines were lost.
+    import sys
+
+    from rich.live import Live
+
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    time.sleep(0.1)  # our region is drawn
+    print("before")
+    theirs = Console(force_terminal=True, width=100, color_system=None)  # writes to sys.stdout, as smolagents'
+    with Live("frame 0", console=theirs, refresh_per_second=50) as live:
+        assert sink._paused == 1 and sink._live is not None and not sink._live.is_started
+        for i in range(1, 6):
+            time.sleep(0.05)
+            live.update(f"frame {i}")
+    assert sink._paused == 0 and sink._live.is_started
+    print("after")
+    time.sleep(0.3)
+    sink.close()
+    screen = [ln for ln in _terminal_screen(reader.stop()) if ln]
+    assert [ln for ln in screen if "smolagents run" not in ln and not ln.startswith(("├", "└", "│"))] == [
+        "before", "frame 5", "after"]
+    assert sys.stdout is tty
+
+
+def test_input_pauses_the_view_so_its_prompt_stays_on_screen(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # input() on a terminal writes its prompt straight to it, and our next redraw erased it (and the
+    # answer typed): the user could not see the question.
+    import builtins
+    import sys
+
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    time.sleep(0.1)
+    paused: list[int] = []
+
+    class Keyboard(io.StringIO):
+        """The user typing an answer after a while; the terminal echoes it."""
+
+        def readline(self, *args: Any) -> str:
+            paused.append(sink._paused)
+            time.sleep(0.2)  # several of our refreshes would have gone by
+            tty.write("blue\n")
+            tty.flush()
+            return "blue\n"
+
+    monkeypatch.setattr(sys, "stdin", Keyboard())
+    assert builtins.input is not _BUILTIN_INPUT  # wrapped once a live view exists
+    answer = input("Favourite colour? ")
+    time.sleep(0.2)
+    sink.close()
+    assert answer == "blue" and paused == [1] and sink._paused == 0
+    screen = [ln for ln in _terminal_screen(reader.stop()) if ln]
+    assert "Favourite colour? blue" in screen  # the prompt and the answer, not erased by a redraw
+
+
+def test_a_failing_pause_never_breaks_the_programs_own_live_display_or_input(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import sys
+
+    from rich.live import Live
+
+    from massgen_tracing._internal import guard
+
+    monkeypatch.setenv("MASSGEN_TRACING_STRICT", "0")
+    monkeypatch.setattr(guard, "_reported", set())
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+
+    def broken(self: LiveConsoleSink) -> None:
+        raise RuntimeError("our bug")
+
+    monkeypatch.setattr(LiveConsoleSink, "pause", broken)
+    monkeypatch.setattr(LiveConsoleSink, "resume", broken)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("yes\n"))
+    with caplog.at_level("WARNING", logger="massgen_tracing"):
+        with Live("theirs", console=Console(force_terminal=True, width=100, color_system=None)) as live:
+            live.update("theirs, updated")
+        answer = input("Sure? ")
+    sink.close()
+    reader.stop()
+    assert answer == "yes"
+    assert "internal error in console.live.pause" in caplog.text
+
+
+def test_a_finished_runs_tree_comes_before_what_the_program_wrote_after_the_run_ended(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sink learns of a run's end a little after the program has gone on: `print(graph.invoke(...))`
+    # came out above the tree of the run that produced it.
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    now = time.time_ns()
+    run = StepRecord("start", now, "tq", "q1", None, "qa", c.step_attributes("langgraph", "run", "qa"))
+    sink.handle(run)
+    print("asking")
+    time.sleep(0.08)  # the line is printed meanwhile (a redraw)
+    ended = time.time_ns()
+    print("answer: 42")  # written after the run ended, before the sink hears of it
+    sink.handle(StepRecord("end", ended, "tq", "q1", None, "qa", run.attributes, start_time_ns=now, status="ok"))
+    time.sleep(0.3)
+    sink.close()
+    screen = [ln for ln in _terminal_screen(reader.stop()) if ln and "smolagents run" not in ln
+              and not ln.startswith(("├", "└", "│"))]
+    assert [re.sub(r"\d+ms", "Nms", ln) for ln in screen] == ["asking", "✓ langgraph run qa  Nms", "answer: 42"]
 
 
 def test_the_programs_stderr_lines_and_log_lines_stay_on_screen_under_the_live_region(

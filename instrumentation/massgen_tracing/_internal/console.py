@@ -5,6 +5,8 @@ Both sinks run on the dispatcher's thread; the live view renders only on rich's 
 
 from __future__ import annotations
 
+import bisect
+import builtins
 import contextlib
 import io
 import logging
@@ -12,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -957,29 +960,55 @@ class _HeldLines:
         self._print_lock = print_lock
         self.lock = threading.RLock()  # the buffers only; nothing is printed under it alone
         self.lines: list[str] = []
+        self.times: list[int] = []  # when each line was written (time.time_ns, the spans' clock)
         self._last = 0.0
         self._decoder = AnsiDecoder()  # the program's own colours stay colours
         self._printing = threading.local()
+        # While the view is paused (another live display runs, or the program waits at input()): text
+        # goes straight to the terminal, as without us.
+        self.passthrough = False
+
+    # A line waits this long before it is printed on its own, so that the tree of a run that ended before
+    # it was written (the sink learns of the end a few milliseconds later) is printed first: a program's
+    # `print(graph.invoke(...))` came out above the tree of the run that produced it.
+    _HOLD_NS = 200_000_000
 
     def due(self) -> bool:
-        """Under `lock`: complete lines wait and the last print is long enough ago."""
-        return bool(self.lines) and time.monotonic() - self._last >= self._GAP_S
+        """Under `lock`: complete lines wait, the oldest has waited `_HOLD_NS`, and the last print is long
+        enough ago."""
+        return (bool(self.lines) and time.time_ns() - self.times[0] >= self._HOLD_NS
+                and time.monotonic() - self._last >= self._GAP_S)
+
+    def add(self, line: str, at_ns: int) -> None:
+        """Under `lock`: one complete line of the program's, written at `at_ns`."""
+        self.lines.append(line)
+        self.times.append(at_ns)
 
     def printing(self) -> bool:
         """True on a thread printing them right now (a write from inside rich: an error report)."""
         return bool(getattr(self._printing, "on", False))
 
-    def emit(self, partial: _StreamProxy | None = None) -> None:
+    def emit(self, partial: _StreamProxy | None = None, *, upto_ns: int | None = None, every: bool = False) -> None:
+        """Print the waiting lines: those written up to `upto_ns`, or all of them (`every`, or a partial line
+        to show: a prompt), or those that have waited `_HOLD_NS`."""
         # One print at a time across threads: rich places each print above the region by moving the
         # cursor up by the height it last drew, so two prints at once both moved up over the same lines
         # and the second erased what the first had just printed (a program's last lines, lost).
         with self._print_lock, self.lock:
-            if partial is not None:
-                partial.take_partial()
-            lines = self.lines
-            if not lines:
+            if partial is not None and partial.take_partial():
+                every = True
+            if not self.lines:
                 return
-            self.lines = []
+            if not every:
+                if upto_ns is None:
+                    upto_ns = time.time_ns() - self._HOLD_NS
+                cut = bisect.bisect_right(self.times, upto_ns)
+                if not cut:
+                    return
+            else:
+                cut = len(self.lines)
+            lines = self.lines[:cut]
+            del self.lines[:cut], self.times[:cut]
             self._last = time.monotonic()
             self._printing.on = True
             try:
@@ -1039,7 +1068,7 @@ class _StreamProxy(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         held = self._held
-        if held.printing():  # written from inside our own print (rich reporting an error): as is
+        if held.printing() or held.passthrough:  # from inside our own print (rich reporting an error), or paused
             return self._file.write(text)
         with held.lock:
             rest = text
@@ -1047,29 +1076,39 @@ class _StreamProxy(io.TextIOBase):
                 self._broke = False
                 if rest[0] == "\n":  # that line's own end: already ended when it was shown
                     rest = rest[1:]
+            now = time.time_ns()
             while rest:
                 line, newline, rest = rest.partition("\n")
                 if not newline:
                     self._partial.append(line)
                     break
-                held.lines.append("".join(self._partial) + line)
+                held.add("".join(self._partial) + line, now)
                 self._partial.clear()
             due = held.due()
         if due:
             held.emit()
         return len(text)
 
-    def take_partial(self) -> None:
-        """Under the buffer's lock: this stream's partial line joins the complete ones, as a line."""
-        if self._partial:
-            self._held.lines.append("".join(self._partial))
-            self._partial.clear()
-            self._broke = True
+    def take_partial(self) -> bool:
+        """Under the buffer's lock: this stream's partial line joins the complete ones, as a line. True if
+        there was one."""
+        if not self._partial:
+            return False
+        self._held.add("".join(self._partial), time.time_ns())
+        self._partial.clear()
+        self._broke = True
+        return True
 
     def flush(self) -> None:
-        # An explicit flush shows everything, a partial line too (a prompt before input()): as its own line.
+        # A partial line the program flushes (a prompt) is shown at once, with every line before it, as a line
+        # of its own; complete lines keep their wait (logging flushes after every record).
         if not self._held.printing():
             self._held.emit(partial=self)
+
+    def flush_all(self) -> None:
+        """Everything, now (the view is closing)."""
+        if not self._held.printing():
+            self._held.emit(partial=self, every=True)
 
 
 def _repoint_log_handlers(old: Any, new: Any) -> list[logging.StreamHandler[Any]]:
@@ -1128,12 +1167,16 @@ class LiveConsoleSink:
         self.console = console if console is not None else Console(stderr=True)
         self.tree = StepTree(clock=clock)
         self._refresh_per_second = refresh_per_second
-        self._live: Live | None = None
+        self._live: _Live | None = None
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
         self._proxies: list[tuple[str, _StreamProxy]] = []  # ("stdout" | "stderr", its proxy)
         self._handlers: list[logging.StreamHandler[Any]] = []  # logging handlers pointed at a proxy
+        self._paused = 0  # pauses in force: another live display running, the program waiting at input()
+        self._deferred: list[StepNode] = []  # runs that finished while paused: printed on resuming
+        with guard.internal("console.live.watch"):
+            self._paused = _register(self)  # from now on: a live display may start before our first record
 
     def handle(self, record: StepRecord) -> None:
         if self._closed:
@@ -1143,6 +1186,10 @@ class LiveConsoleSink:
             if not self._started:
                 self._start()
             if node is not None and record.type == "end" and node.parent is None:
+                with self._lock:
+                    if self._paused:  # printed now, it would land in the other display's region
+                        self._deferred.append(node)
+                        return
                 self._print_finished(node)
 
     def _start(self) -> None:
@@ -1150,12 +1197,8 @@ class LiveConsoleSink:
             if self._started or self._closed:
                 return
             self._started = True
-            # We take over stdout and stderr only when they are the very terminal we draw on: anywhere
-            # else the host's output would land in our stream.
             ours = self.console.file
             self.console.file = ours  # pinned: `Console(stderr=True)` would follow sys.stderr into our proxy
-            redirect = [(name, stream) for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr))
-                        if _same_terminal(stream, ours)]
             live = _Live(
                 self.tree.renderable(),
                 console=self.console,
@@ -1164,22 +1207,76 @@ class LiveConsoleSink:
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
-            try:
-                live.start()
-            except Exception as exc:  # noqa: BLE001  # e.g. another live display (old rich): print runs only
-                guard.report_internal_error("console.live.start", exc)
-                return
-            self._live = live
             live.idle = self._idle
-            if redirect:
-                held = live.held = _HeldLines(self.console, live.print_lock)
-                for name, stream in redirect:
-                    proxy = _StreamProxy(held, stream)
-                    self._proxies.append((name, proxy))
-                    setattr(sys, name, proxy)
-                    if name == "stderr":
-                        with guard.internal("console.live.logging"):
-                            self._handlers = _repoint_log_handlers(stream, proxy)
+            live.held = _HeldLines(self.console, live.print_lock)
+            if not self._paused:  # (under our lock, as pause() and resume() change it)
+                try:
+                    live.start()
+                except Exception as exc:  # noqa: BLE001  # e.g. another live display (old rich): print runs only
+                    guard.report_internal_error("console.live.start", exc)
+                    return
+                self._install_proxies(live.held)
+            self._live = live
+
+    def _install_proxies(self, held: _HeldLines) -> None:
+        """Our proxies as sys.stdout / sys.stderr, where those are the very terminal we draw on (anywhere
+        else the program's output would land in our stream), unless they are ours already. Also when the
+        view resumes: another live display puts back the streams it found when it started, which may
+        have been the terminal's own (rich's `Live`, as smolagents streams model output)."""
+        ours = self.console.file
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, _StreamProxy) or not _same_terminal(stream, ours) or hasattr(
+                    stream, "rich_proxied_file"):  # rich's own proxy: another live display is running
+                continue
+            proxy = _StreamProxy(held, stream)
+            self._proxies = [(n, p) for n, p in self._proxies if n != name] + [(name, proxy)]
+            setattr(sys, name, proxy)
+            if name == "stderr":
+                with guard.internal("console.live.logging"):
+                    self._handlers = _repoint_log_handlers(stream, proxy)
+
+    def pause(self) -> None:
+        """Stop drawing until `resume()`: another live display is running (rich's `Live`: smolagents
+        streaming model output), or the program waits at `input()`. Two displays redrawing the same
+        terminal garbled both (each frame of the other stayed as a line), and a prompt was erased by our
+        next redraw. The region is erased; the program's output goes straight to the terminal."""
+        with self._lock:
+            self._paused += 1
+            live = self._live
+            if self._paused > 1 or live is None or self._closed:
+                return
+        held = live.held
+        if held is not None:
+            with guard.internal("console.live.stdout"):
+                for _, proxy in self._proxies:
+                    with held.lock:
+                        proxy.take_partial()
+                held.emit(every=True)  # the program's lines so far, above the region
+                held.passthrough = True
+        with guard.internal("console.live.pause"):
+            live.transient = True  # stop() erases the region rather than leave a copy of it behind
+            live.stop()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = max(0, self._paused - 1)
+            live = self._live
+            if self._paused or live is None or self._closed:
+                return
+            deferred, self._deferred = self._deferred, []
+        with guard.internal("console.live.resume"):
+            live.transient = False
+            live._drawn_idle = False  # draw afresh
+            # Rich would move the cursor up over the region it drew before the pause (erased since) and
+            # clear what is there now: the other display's last lines, or the answer typed at input().
+            live._live_render._shape = None
+            live.start()
+            if live.held is not None:
+                live.held.passthrough = False
+                self._install_proxies(live.held)
+        for root in deferred:
+            self._print_finished(root)
 
     def _idle(self) -> bool:
         return self.tree.running_roots_count() == 0
@@ -1190,6 +1287,8 @@ class LiveConsoleSink:
         # the run, which the tree has already retired. One print at a time (see `_HeldLines.emit`).
         live = self._live
         with live.print_lock if isinstance(live, _Live) else contextlib.nullcontext():
+            if live is not None and live.held is not None and root.end_ns is not None:
+                live.held.emit(upto_ns=root.end_ns)  # what the program wrote before the run ended, first
             self.console.print(renderable)
 
     def after_fork_in_child(self) -> None:
@@ -1202,6 +1301,13 @@ class LiveConsoleSink:
                 return
             self._closed = True
             live, self._live = self._live, None
+            deferred, self._deferred = self._deferred, []
+        _unregister(self)
+        if live is not None and live.held is not None:
+            live.held.passthrough = False
+        for root in deferred:  # finished while paused: printed now, with nothing else drawing
+            with guard.internal("console.live.print"):
+                self.console.print(self.tree.render_run(root, sym=symbols_for(self.console.encoding)))
         proxies, self._proxies = self._proxies, []
         handlers, self._handlers = self._handlers, []
         for name, proxy in proxies:
@@ -1211,7 +1317,7 @@ class LiveConsoleSink:
                 for handler in handlers:
                     if handler.stream is proxy:
                         handler.setStream(proxy.proxied)
-                proxy.flush()  # the program's last lines, above the region's last drawing
+                proxy.flush_all()  # the program's last lines, above the region's last drawing
         if live is not None:
             # Stopping draws the region a last time (transient=False), leaving running runs on screen.
             with guard.internal("console.live.stop"):
@@ -1219,6 +1325,92 @@ class LiveConsoleSink:
                 if not self.console.is_terminal and self.tree.running_runs():
                     # Rich ends the last drawing without a newline off a terminal; later output needs one.
                     self.console.line()
+
+
+# --- other live displays and input(): the live views pause ---------------------------------------------
+
+_views: weakref.WeakSet[LiveConsoleSink] = weakref.WeakSet()
+_views_lock = threading.Lock()
+_pauses = 0  # another live display running now, or input() waiting: the views stay paused
+_watching = False
+
+
+def _register(view: LiveConsoleSink) -> int:
+    """Watch for other live displays and input() on `view`'s behalf; returns the pauses in force."""
+    global _watching
+    with _views_lock:
+        _views.add(view)
+        if not _watching:
+            _watching = True
+            with guard.internal("console.live.watch"):
+                _watch()
+        return _pauses
+
+
+def _unregister(view: LiveConsoleSink) -> None:
+    with _views_lock:
+        _views.discard(view)
+
+
+def _pause_views() -> None:
+    global _pauses
+    with _views_lock:
+        _pauses += 1
+        views = list(_views)
+    for view in views:
+        with guard.internal("console.live.pause"):
+            view.pause()
+
+
+def _resume_views() -> None:
+    global _pauses
+    with _views_lock:
+        _pauses = max(0, _pauses - 1)
+        views = list(_views)
+    for view in views:
+        with guard.internal("console.live.resume"):
+            view.resume()
+
+
+def _watch() -> None:
+    """Wrap rich's `Live.start`/`stop` (a live display that is not ours pauses our views while it runs)
+    and `input()` (paused while the program waits for its user). Installed once, with the first view."""
+    start, stop = Live.start, Live.stop
+
+    def live_start(self: Live, refresh: bool = False) -> None:
+        if isinstance(self, _Live) or getattr(self, "_massgen_paused", False):
+            return start(self, refresh)
+        self._massgen_paused = True  # type: ignore[attr-defined]
+        _pause_views()
+        try:
+            return start(self, refresh)
+        except BaseException:
+            self._massgen_paused = False  # type: ignore[attr-defined]
+            _resume_views()
+            raise
+
+    def live_stop(self: Live) -> None:
+        try:
+            return stop(self)
+        finally:
+            if getattr(self, "_massgen_paused", False):
+                self._massgen_paused = False  # type: ignore[attr-defined]
+                _resume_views()
+
+    Live.start = live_start  # type: ignore[method-assign]
+    Live.stop = live_stop  # type: ignore[method-assign]
+
+    original_input = builtins.input
+
+    def input(*args: Any) -> str:  # stands in for the builtin
+        _pause_views()
+        try:
+            return original_input(*args)
+        finally:
+            _resume_views()
+
+    input.__doc__ = original_input.__doc__
+    builtins.input = input
 
 
 # --- choosing a sink ----------------------------------------------------------------------------------
