@@ -1039,6 +1039,35 @@ def test_input_pauses_the_view_so_its_prompt_stays_on_screen(
     assert "Favourite colour? blue" in screen  # the prompt and the answer, not erased by a redraw
 
 
+def test_a_progress_bar_redrawn_with_carriage_returns_ends_as_one_line(
+        terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # tqdm redraws its bar in place with "\r" and flushes: each flush became a line of its own above the
+    # region (10 lines for one bar). A redrawn line now waits for its end, and only its last state shows.
+    import sys
+
+    master, tty = terminal
+    reader = _PtyReader(master)
+    sink = _live_on(tty, monkeypatch, refresh_per_second=50)
+    print("start")
+    for pct in (0, 25, 50, 75):
+        sys.stdout.write(f"\rcrunching: {pct:3d}%")
+        sys.stdout.flush()
+        time.sleep(0.05)  # redraws in between
+    sys.stdout.write("\rcrunching: 100%\n")
+    for pct in (10, 90):  # the other style: the carriage return after the text
+        sys.stdout.write(f"download {pct}%\r")
+        sys.stdout.flush()
+        time.sleep(0.05)
+    sys.stdout.write("\n")
+    print("windows line\r")  # a "\r\n" line end keeps its line
+    sys.stdout.write("\rlast: 7%")  # still going at the end: its last state is shown
+    sys.stdout.flush()
+    sink.close()
+    screen = [ln for ln in _terminal_screen(reader.stop()) if ln and "smolagents run" not in ln
+              and not ln.startswith(("├", "└", "│"))]
+    assert screen == ["start", "crunching: 100%", "download 90%", "windows line", "last: 7%"]
+
+
 def test_a_failing_pause_never_breaks_the_programs_own_live_display_or_input(
         terminal: tuple[int, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import sys

@@ -1039,6 +1039,8 @@ class _StreamProxy(io.TextIOBase):
         self._file = file
         self._partial: list[str] = []
         self._broke = False  # a flushed partial line went out as a line of its own
+        self._redrawn = False  # the partial line is redrawn in place (it had a carriage return): it waits
+        self._cr = False  # the last text written ended with a carriage return
 
     @property
     def proxied(self) -> IO[str]:
@@ -1079,21 +1081,39 @@ class _StreamProxy(io.TextIOBase):
             now = time.time_ns()
             while rest:
                 line, newline, rest = rest.partition("\n")
+                # A carriage return starts the line over, as on a terminal (a progress bar redrawn in place:
+                # tqdm): only what follows the last one is kept, and the line waits for its end. Shown at
+                # each flush, every redraw became a line of its own. A "\r\n" line end keeps its line.
+                if self._cr and line:  # the last piece ended with "\r", and more text follows: over again
+                    self._partial.clear()
+                    self._redrawn = True
+                self._cr = False
+                if "\r" in line:
+                    stripped = line.rstrip("\r")
+                    self._cr = not newline and len(stripped) < len(line)
+                    if self._cr:  # the cursor is back at the line's start: a redraw follows (a prompt never ends so)
+                        self._redrawn = True
+                    _, cr, line = stripped.rpartition("\r")
+                    if cr:
+                        self._partial.clear()
+                        self._redrawn = True
                 if not newline:
                     self._partial.append(line)
                     break
                 held.add("".join(self._partial) + line, now)
                 self._partial.clear()
+                self._redrawn = False
             due = held.due()
         if due:
             held.emit()
         return len(text)
 
-    def take_partial(self) -> bool:
+    def take_partial(self, *, redrawn: bool = False) -> bool:
         """Under the buffer's lock: this stream's partial line joins the complete ones, as a line. True if
-        there was one."""
-        if not self._partial:
+        there was one. A line redrawn in place (a progress bar) waits for its end, unless `redrawn`."""
+        if not self._partial or (self._redrawn and not redrawn):
             return False
+        self._redrawn = False
         self._held.add("".join(self._partial), time.time_ns())
         self._partial.clear()
         self._broke = True
@@ -1106,9 +1126,11 @@ class _StreamProxy(io.TextIOBase):
             self._held.emit(partial=self)
 
     def flush_all(self) -> None:
-        """Everything, now (the view is closing)."""
+        """Everything, now (the view is closing), a progress bar's last state too."""
         if not self._held.printing():
-            self._held.emit(partial=self, every=True)
+            with self._held.lock:
+                self.take_partial(redrawn=True)
+            self._held.emit(every=True)
 
 
 def _repoint_log_handlers(old: Any, new: Any) -> list[logging.StreamHandler[Any]]:
@@ -1251,7 +1273,7 @@ class LiveConsoleSink:
             with guard.internal("console.live.stdout"):
                 for _, proxy in self._proxies:
                     with held.lock:
-                        proxy.take_partial()
+                        proxy.take_partial(redrawn=True)
                 held.emit(every=True)  # the program's lines so far, above the region
                 held.passthrough = True
         with guard.internal("console.live.pause"):
