@@ -1271,10 +1271,8 @@ class LiveConsoleSink:
         held = live.held
         if held is not None:
             with guard.internal("console.live.stdout"):
-                for _, proxy in self._proxies:
-                    with held.lock:
-                        proxy.take_partial(redrawn=True)
-                held.emit(every=True)  # the program's lines so far, above the region
+                for _, proxy in self._proxies:  # the program's lines so far, above the region
+                    proxy.flush_all()
                 held.passthrough = True
         with guard.internal("console.live.pause"):
             live.transient = True  # stop() erases the region rather than leave a copy of it behind
@@ -1329,7 +1327,7 @@ class LiveConsoleSink:
             live.held.passthrough = False
         for root in deferred:  # finished while paused: printed now, with nothing else drawing
             with guard.internal("console.live.print"):
-                self.console.print(self.tree.render_run(root, sym=symbols_for(self.console.encoding)))
+                self._print_finished(root)
         proxies, self._proxies = self._proxies, []
         handlers, self._handlers = self._handlers, []
         for name, proxy in proxies:

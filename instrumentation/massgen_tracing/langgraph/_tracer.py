@@ -211,6 +211,23 @@ class _HeldEvents:
         self.events.append((name, None, attributes))
 
 
+def _write_held(span: Span, events: list[Any] | tuple[()], end_time: int | None) -> str:
+    """Add the events a `_HeldEvents` took to `span`, stamped `end_time`; returns a status description
+    for them (`CancelledError: ...`, from the last exception among them)."""
+    description = "CancelledError"
+    for name, exception, attributes in events:
+        if exception is not None:
+            span.record_exception(exception, attributes, timestamp=end_time)
+            description = f"{type(exception).__name__}: {exception}".rstrip(": ")
+        else:
+            span.add_event(name, attributes, timestamp=end_time)
+            if name == "exception" and attributes and attributes.get("exception.type"):  # OpenInference's
+                etype = str(attributes["exception.type"]).rsplit(".", 1)[-1]
+                message = attributes.get("exception.message")
+                description = f"{etype}: {message}" if message else etype
+    return description
+
+
 class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
     """Installed by `LangGraphInstrumentor` in place of OpenInference's tracer (same constructor).
 
@@ -447,11 +464,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
         if span.is_recording():
             if step is not None and step.cancelled and not abandoned:
                 with internal("langgraph.cancelled_event"):  # a cancellation that is a failure after all
-                    for name, exception, attributes in step.cancelled:
-                        if exception is not None:
-                            span.record_exception(exception, attributes, timestamp=end_time)
-                        else:
-                            span.add_event(name, attributes, timestamp=end_time)
+                    _write_held(span, step.cancelled, end_time)
             try:
                 update_span(span, run, status=not abandoned)  # OpenInference's end-time attributes (see `_oi_end`)
             except Exception:  # as OpenInference does: attributes are best effort
@@ -491,17 +504,7 @@ class LangGraphTracer(OpenInferenceTracer, GraphCallbackHandler):
             if abandoned or other.abandoned:
                 span.set_attribute(c.ABANDONED, True)
             else:
-                description = "CancelledError"
-                for name, exception, attributes in step.cancelled or ():
-                    if exception is not None:
-                        span.record_exception(exception, attributes, timestamp=end_time)
-                        description = f"{type(exception).__name__}: {exception}".rstrip(": ")
-                    else:  # OpenInference's `exception` event
-                        span.add_event(name, attributes, timestamp=end_time)
-                        if name == "exception" and attributes and attributes.get("exception.type"):
-                            etype = str(attributes["exception.type"]).rsplit(".", 1)[-1]
-                            message = attributes.get("exception.message")
-                            description = f"{etype}: {message}" if message else etype
+                description = _write_held(span, step.cancelled or (), end_time)
                 span.set_status(trace_api.Status(trace_api.StatusCode.ERROR, description))
             span.end(end_time=end_time)
 

@@ -98,11 +98,9 @@ def text(value: Any) -> str:
     return c.json_text(value, _shown)
 
 
-
-
 def status_description(exc: BaseException) -> str:
-    text = str(exc)  # empty for a bare KeyboardInterrupt: then the type alone, not "KeyboardInterrupt: "
-    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:MAX_STATUS_LENGTH]
+    message = str(exc)  # empty for a bare KeyboardInterrupt: then the type alone, not "KeyboardInterrupt: "
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__)[:MAX_STATUS_LENGTH]
 
 
 def with_context(attrs: dict[str, Any]) -> dict[str, Any]:
